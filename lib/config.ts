@@ -1,0 +1,126 @@
+/**
+ * Settings from the environment, read once at cold start. A missing or contradictory setting
+ * throws a ConfigError that names it, so a misconfigured function fails before it answers anything.
+ */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+export type Env = Record<string, string | undefined>;
+
+export const DEFAULT_EXPORT_SCHEMAS = ['water', 'returns', 'crm', 'crm_v2', 'idm', 'permit'] as const;
+
+function optional(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value ? value : undefined;
+}
+
+function required(env: Env, name: string, why: string): string {
+  const value = optional(env, name);
+  if (!value) throw new ConfigError(`${name} is not set: ${why}`);
+  return value;
+}
+
+function url(env: Env, name: string): string | undefined {
+  const value = optional(env, name);
+  if (value === undefined) return undefined;
+  try {
+    new URL(value);
+  } catch {
+    throw new ConfigError(`${name} is not a valid URL: ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+export interface DatabaseSettings {
+  /** A connection string given directly (local use); takes precedence over urlParameter. */
+  url?: string;
+  /** Name of an SSM SecureString parameter holding the connection string (AWS). */
+  urlParameter?: string;
+}
+
+export function readDatabaseSettings(env: Env): DatabaseSettings {
+  const databaseUrl = optional(env, 'DATABASE_URL');
+  const urlParameter = optional(env, 'DATABASE_URL_PARAMETER');
+  if (!databaseUrl && !urlParameter) {
+    throw new ConfigError(
+      'DATABASE_URL is not set: give a PostgreSQL connection string, or DATABASE_URL_PARAMETER naming an SSM SecureString that holds one',
+    );
+  }
+  if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigError('DATABASE_URL must start with postgres:// or postgresql://');
+  }
+  // A connection string in the environment (local use) wins over the deployed SSM parameter.
+  return databaseUrl ? { url: databaseUrl } : { urlParameter };
+}
+
+export interface ExportSettings {
+  bucket: string;
+  prefix: string;
+  schemas: string[];
+  s3Endpoint?: string;
+}
+
+export function readExportSettings(env: Env): ExportSettings {
+  const bucket = required(env, 'EXPORT_BUCKET', 'the S3 bucket the export tarballs go to');
+  const prefix = env.EXPORT_PREFIX ?? 'export/';
+  if (prefix.startsWith('/')) throw new ConfigError('EXPORT_PREFIX must not start with "/"');
+  const schemas = parseSchemaList(optional(env, 'EXPORT_SCHEMAS'));
+  return { bucket, prefix, schemas, s3Endpoint: url(env, 'S3_ENDPOINT') };
+}
+
+function parseSchemaList(value: string | undefined): string[] {
+  if (value === undefined) return [...DEFAULT_EXPORT_SCHEMAS];
+  const schemas = value.split(',').map((s) => s.trim());
+  if (schemas.some((s) => s === '')) {
+    throw new ConfigError(`EXPORT_SCHEMAS has an empty entry: ${JSON.stringify(value)}`);
+  }
+  if (new Set(schemas).size !== schemas.length) {
+    throw new ConfigError(`EXPORT_SCHEMAS names a schema twice: ${JSON.stringify(value)}`);
+  }
+  return schemas;
+}
+
+export interface TimeLimitedSettings {
+  days: number;
+  timeZone: string;
+}
+
+export function readTimeLimitedSettings(env: Env): TimeLimitedSettings {
+  const rawDays = optional(env, 'TIME_LIMITED_DAYS') ?? '50';
+  const days = Number(rawDays);
+  if (!/^\d+$/.test(rawDays) || !Number.isSafeInteger(days) || days < 1) {
+    throw new ConfigError(`TIME_LIMITED_DAYS must be a whole number of days, 1 or more: ${JSON.stringify(rawDays)}`);
+  }
+  const timeZone = optional(env, 'JOBS_TIME_ZONE') ?? 'Europe/London';
+  try {
+    new Intl.DateTimeFormat('en-GB', { timeZone });
+  } catch {
+    throw new ConfigError(`JOBS_TIME_ZONE is not an IANA time zone: ${JSON.stringify(timeZone)}`);
+  }
+  return { days, timeZone };
+}
+
+export type DispatchSettings =
+  | { mode: 'lambda'; functionName: string; endpoint?: string }
+  | { mode: 'inline' };
+
+/**
+ * How an API function hands work to its worker. `workerFunctionVariable` names the setting that
+ * holds the worker's full Lambda name (serverless.yml sets it to `<service>-<stage>-<fn>`).
+ */
+export function readDispatchSettings(env: Env, workerFunctionVariable: string): DispatchSettings {
+  const mode = optional(env, 'JOB_DISPATCH') ?? 'lambda';
+  const endpoint = url(env, 'LAMBDA_ENDPOINT');
+  if (mode === 'inline') {
+    if (endpoint) {
+      throw new ConfigError('JOB_DISPATCH=inline runs the worker in-process, but LAMBDA_ENDPOINT is set: unset one');
+    }
+    return { mode };
+  }
+  if (mode !== 'lambda') {
+    throw new ConfigError(`JOB_DISPATCH must be "lambda" or "inline": ${JSON.stringify(mode)}`);
+  }
+  const functionName = required(env, workerFunctionVariable, 'the full name of the worker Lambda to invoke');
+  return { mode, functionName, endpoint };
+}
