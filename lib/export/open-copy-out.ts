@@ -1,0 +1,62 @@
+import type { Readable } from 'node:stream';
+// ISql: a plain client or the transaction inside sql.begin.
+import type { ISql } from 'postgres';
+
+/** Size of the buffers rows are gathered into before anyone downstream sees them. */
+export const COPY_CHUNK_BYTES = 1024 * 1024;
+
+/**
+ * Runs a `COPY ... TO STDOUT` and returns its output as a stream of ~1 MiB buffers.
+ *
+ * Works around two behaviours of postgres.js 3.4's COPY OUT stream (connection.js):
+ *
+ * 1. One chunk per row (one CopyData message each). Hashing, writing and gzipping ~100-byte
+ *    chunks costs far more than the copying, so rows are gathered into large buffers here,
+ *    before they enter the Readable's queue at all.
+ *
+ * 2. porsager/postgres#499: CopyData pauses the socket whenever push() returns false, and only
+ *    the stream's read() resumes it. When the last rows and CopyDone arrive in one socket read
+ *    and the stream's buffer is full, the stream ends with the socket still paused; read() is
+ *    never called again after the end, so CommandComplete/ReadyForQuery are never read and the
+ *    next query on the connection (the next table's COPY, or COMMIT) waits forever. Upstream's
+ *    fix (PR #1016, unreleased) resumes the socket at CopyDone. We do the same from outside, when
+ *    the stream closes: by then the consumer has read everything, so resuming cannot overrun it,
+ *    and it also covers rows pushed before this function got hold of the stream.
+ *    A consumer that gives up early destroys the stream; pushes to a destroyed stream return
+ *    false and would pause the socket again for good, so the rest of the COPY is discarded with
+ *    the socket kept flowing, letting the transaction reach ROLLBACK instead of hanging.
+ */
+export async function openCopyOut(sql: ISql, statement: string, chunkBytes = COPY_CHUNK_BYTES): Promise<Readable> {
+  const stream = await sql.unsafe(statement).readable();
+  const pushToQueue = stream.push.bind(stream);
+  // postgres.js's read() is `socket.resume()`; kept to resume the socket once the stream closes.
+  const resumeSocket = stream._read.bind(stream);
+
+  let gathered = Buffer.allocUnsafe(chunkBytes);
+  let used = 0;
+  const flush = (): boolean => {
+    if (used === 0) return true;
+    const chunk = gathered.subarray(0, used);
+    gathered = Buffer.allocUnsafe(chunkBytes);
+    used = 0;
+    return pushToQueue(chunk);
+  };
+
+  // The return value tells postgres.js whether to pause the socket (false = pause).
+  stream.push = (row: Buffer | null): boolean => {
+    if (stream.destroyed) return true;
+    if (row === null) {
+      flush();
+      return pushToQueue(null);
+    }
+    const flowing = used + row.length > chunkBytes ? flush() : true;
+    // A row bigger than a whole buffer goes on as it is; it is a fresh buffer, not a shared one.
+    if (row.length >= chunkBytes) return pushToQueue(row) && flowing;
+    row.copy(gathered, used);
+    used += row.length;
+    return flowing;
+  };
+
+  stream.once('close', () => resumeSocket(0));
+  return stream;
+}
