@@ -1,0 +1,276 @@
+import type { JSONValue, Sql } from 'postgres';
+import { JOB_NAMES, RUN_STATUSES } from './run';
+import type { JobName, Run, RunStatus, Trigger } from './run';
+import { checkListLimit, DEFAULT_LIST_LIMIT, isRunStatus, isUuid } from './run-queries';
+
+export { JOB_NAMES, RUN_STATUSES };
+export type { JobName, Run, RunStatus, Trigger };
+
+/** Another run of the job is queued or running, so no new one may start. */
+export class ActiveRunError extends Error {
+  override readonly name = 'ActiveRunError';
+  constructor(
+    readonly job: JobName,
+    readonly activeRunId: string,
+  ) {
+    super(`A ${job} run is already queued or running: ${activeRunId}`);
+  }
+}
+
+/** No run has this id. */
+export class RunNotFoundError extends Error {
+  override readonly name = 'RunNotFoundError';
+  constructor(readonly runId: string) {
+    super(`No run has the id ${runId}`);
+  }
+}
+
+/** The run is not in a state that allows what was asked (e.g. succeeding a run that is not running). */
+export class RunStateError extends Error {
+  override readonly name = 'RunStateError';
+  constructor(
+    readonly runId: string,
+    readonly status: RunStatus,
+    action: string,
+  ) {
+    super(`Cannot ${action} run ${runId}: it is ${status}`);
+  }
+}
+
+export type ClaimOutcome =
+  | { claimed: true; run: Run }
+  | { claimed: false; reason: 'not_found' | 'already_succeeded' | 'running_under_live_lease' | 'not_claimable'; run?: Run };
+
+export interface RunLedger {
+  /**
+   * Marks this job's running runs whose lease has expired as timed_out, then inserts a queued
+   * run. Throws ActiveRunError (naming the active run) when one is queued or running; the unique
+   * index decides that, not a prior read.
+   */
+  enqueue(job: JobName, trigger: Trigger, params?: Record<string, unknown>): Promise<Run>;
+  /** Records a run that did not happen because `activeRunId` was active; its result names that run. */
+  recordSkipped(job: JobName, trigger: Trigger, activeRunId: string): Promise<Run>;
+  /**
+   * Starts an attempt: queued, failed, timed_out, or running with an expired lease → running,
+   * attempts + 1, a lease of leaseMs from now. One conditional UPDATE, so two deliveries of the
+   * same event cannot both claim it.
+   */
+  claim(runId: string, opts: { leaseMs: number; requestId?: string }): Promise<ClaimOutcome>;
+  /** Records progress while the run is running; ignored otherwise (progress is best effort). */
+  reportProgress(runId: string, progress: unknown): Promise<void>;
+  /** running → succeeded. Throws RunNotFoundError / RunStateError otherwise. */
+  succeed(runId: string, result: unknown): Promise<Run>;
+  /** queued or running → failed (or timed_out). Throws RunNotFoundError / RunStateError otherwise. */
+  fail(runId: string, error: string, status?: 'failed' | 'timed_out'): Promise<Run>;
+  get(runId: string): Promise<Run | undefined>;
+  /** Newest first; limit 20 by default, 1 to 100 (RangeError outside that). */
+  list(job: JobName, opts?: { status?: RunStatus; limit?: number }): Promise<Run[]>;
+}
+
+interface RunRow {
+  id: string;
+  job: JobName;
+  trigger: Trigger;
+  status: RunStatus;
+  params: Record<string, unknown>;
+  attempts: number;
+  requested_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+  lease_expires_at: Date | null;
+  progress: unknown;
+  result: unknown;
+  error: string | null;
+  lambda_request_id: string | null;
+}
+
+const ACTIVE_RUN_INDEX = 'runs_one_active_per_job';
+const UNIQUE_VIOLATION = '23505';
+
+function iso(value: Date | null): string | null {
+  return value === null ? null : value.toISOString();
+}
+
+function toRun(row: RunRow): Run {
+  return {
+    id: row.id,
+    job: row.job,
+    trigger: row.trigger,
+    status: row.status,
+    params: row.params,
+    attempts: row.attempts,
+    requestedAt: row.requested_at.toISOString(),
+    startedAt: iso(row.started_at),
+    finishedAt: iso(row.finished_at),
+    leaseExpiresAt: iso(row.lease_expires_at),
+    progress: row.progress,
+    result: row.result,
+    error: row.error,
+    lambdaRequestId: row.lambda_request_id,
+  };
+}
+
+function isActiveRunConflict(error: unknown): boolean {
+  const e = error as { code?: unknown; constraint_name?: unknown } | null;
+  return e?.code === UNIQUE_VIOLATION && e.constraint_name === ACTIVE_RUN_INDEX;
+}
+
+/**
+ * How often a lost race is retried: the state we collided with changed before we could read it
+ * (e.g. the active run finished between our insert and our read). Each retry needs another
+ * change in between, so a few are plenty.
+ */
+const RACE_RETRIES = 3;
+
+export function createRunLedger(sql: Sql): RunLedger {
+  // JSON in and out: results and progress come from the jobs as plain JSON-able values, and an
+  // absent value is stored as SQL NULL rather than JSON null.
+  const jsonb = (value: unknown) => (value === undefined || value === null ? null : sql.json(value as JSONValue));
+
+  async function findRow(runId: string): Promise<(RunRow & { lease_live: boolean | null }) | undefined> {
+    if (!isUuid(runId)) return undefined; // the uuid column would reject it; no such run can exist
+    const [row] = await sql<(RunRow & { lease_live: boolean | null })[]>`
+      SELECT *, lease_expires_at > now() AS lease_live FROM jobs.runs WHERE id = ${runId}`;
+    return row;
+  }
+
+  async function findActiveRunId(job: JobName): Promise<string | undefined> {
+    const [row] = await sql<{ id: string }[]>`
+      SELECT id FROM jobs.runs WHERE job = ${job} AND status IN ('queued', 'running')`;
+    return row?.id;
+  }
+
+  /** Diagnoses an UPDATE that matched no row, for succeed and fail. */
+  async function transitionError(runId: string, action: string): Promise<Error> {
+    const row = await findRow(runId);
+    return row ? new RunStateError(runId, row.status, action) : new RunNotFoundError(runId);
+  }
+
+  return {
+    async enqueue(job, trigger, params = {}) {
+      // A run still 'running' past its lease lost its worker to the Lambda timeout. The lease
+      // was that timeout, so the run ended when the lease did.
+      await sql`
+        UPDATE jobs.runs
+        SET status = 'timed_out',
+            finished_at = lease_expires_at,
+            error = 'The lease expired before the run finished: its worker stopped, probably at the Lambda timeout'
+        WHERE job = ${job} AND status = 'running' AND lease_expires_at <= now()`;
+
+      for (let attempt = 0; ; attempt += 1) {
+        try {
+          const [row] = await sql<RunRow[]>`
+            INSERT INTO jobs.runs (job, trigger, status, params)
+            VALUES (${job}, ${trigger}, 'queued', ${sql.json(params as JSONValue)})
+            RETURNING *`;
+          return toRun(row!);
+        } catch (error) {
+          if (!isActiveRunConflict(error)) throw error;
+          const activeRunId = await findActiveRunId(job);
+          if (activeRunId !== undefined) throw new ActiveRunError(job, activeRunId);
+          // The winner finished between our insert and our read: the way is clear, so try again.
+          if (attempt >= RACE_RETRIES) throw error;
+        }
+      }
+    },
+
+    async recordSkipped(job, trigger, activeRunId) {
+      const [row] = await sql<RunRow[]>`
+        INSERT INTO jobs.runs (job, trigger, status, finished_at, result)
+        VALUES (${job}, ${trigger}, 'skipped', now(), ${sql.json({ activeRunId })})
+        RETURNING *`;
+      return toRun(row!);
+    },
+
+    async claim(runId, { leaseMs, requestId }) {
+      if (!Number.isInteger(leaseMs) || leaseMs <= 0) throw new RangeError(`leaseMs must be a positive whole number, not ${leaseMs}`);
+      if (!isUuid(runId)) return { claimed: false, reason: 'not_found' };
+
+      for (let attempt = 0; ; attempt += 1) {
+        let claimedRow: RunRow | undefined;
+        try {
+          // A new attempt starts clean: the previous attempt's progress, result and error go.
+          [claimedRow] = await sql<RunRow[]>`
+            UPDATE jobs.runs
+            SET status = 'running',
+                attempts = attempts + 1,
+                started_at = now(),
+                finished_at = NULL,
+                lease_expires_at = now() + ${leaseMs} * interval '1 millisecond',
+                lambda_request_id = ${requestId ?? null},
+                progress = NULL,
+                result = NULL,
+                error = NULL
+            WHERE id = ${runId}
+              AND (status IN ('queued', 'failed', 'timed_out')
+                   OR (status = 'running' AND lease_expires_at <= now()))
+            RETURNING *`;
+        } catch (error) {
+          // Retrying a failed or timed-out run while a newer run of the job is active: the
+          // newer run has the job now.
+          if (!isActiveRunConflict(error)) throw error;
+          const row = await findRow(runId);
+          return { claimed: false, reason: 'not_claimable', ...(row && { run: toRun(row) }) };
+        }
+        if (claimedRow) return { claimed: true, run: toRun(claimedRow) };
+
+        const row = await findRow(runId);
+        if (!row) return { claimed: false, reason: 'not_found' };
+        const run = toRun(row);
+        if (row.status === 'succeeded') return { claimed: false, reason: 'already_succeeded', run };
+        if (row.status === 'running' && row.lease_live) return { claimed: false, reason: 'running_under_live_lease', run };
+        // Anything else that looks claimable now changed under us (e.g. the lease expired
+        // between the UPDATE and the read): try again, a few times at most.
+        if (row.status === 'skipped' || attempt >= RACE_RETRIES) return { claimed: false, reason: 'not_claimable', run };
+      }
+    },
+
+    async reportProgress(runId, progress) {
+      if (!isUuid(runId)) return;
+      await sql`UPDATE jobs.runs SET progress = ${jsonb(progress)} WHERE id = ${runId} AND status = 'running'`;
+    },
+
+    async succeed(runId, result) {
+      const [row] = isUuid(runId)
+        ? await sql<RunRow[]>`
+            UPDATE jobs.runs
+            SET status = 'succeeded', finished_at = now(), result = ${jsonb(result)}, error = NULL
+            WHERE id = ${runId} AND status = 'running'
+            RETURNING *`
+        : [];
+      if (!row) throw await transitionError(runId, 'succeed');
+      return toRun(row);
+    },
+
+    async fail(runId, error, status = 'failed') {
+      if (status !== 'failed' && status !== 'timed_out') throw new RangeError(`A run can only fail as failed or timed_out, not ${status}`);
+      // queued too: the API marks a run failed when it could not hand it to the worker.
+      const [row] = isUuid(runId)
+        ? await sql<RunRow[]>`
+            UPDATE jobs.runs
+            SET status = ${status}, finished_at = now(), error = ${error}
+            WHERE id = ${runId} AND status IN ('queued', 'running')
+            RETURNING *`
+        : [];
+      if (!row) throw await transitionError(runId, 'fail');
+      return toRun(row);
+    },
+
+    async get(runId) {
+      const row = await findRow(runId);
+      return row && toRun(row);
+    },
+
+    async list(job, { status, limit = DEFAULT_LIST_LIMIT } = {}) {
+      checkListLimit(limit);
+      if (!(JOB_NAMES as readonly string[]).includes(job)) throw new RangeError(`Unknown job ${JSON.stringify(job)}`);
+      if (status !== undefined && !isRunStatus(status)) throw new RangeError(`Unknown run status ${JSON.stringify(status)}`);
+      const rows = await sql<RunRow[]>`
+        SELECT * FROM jobs.runs
+        WHERE job = ${job} ${status === undefined ? sql`` : sql`AND status = ${status}`}
+        ORDER BY requested_at DESC, id DESC
+        LIMIT ${limit}`;
+      return rows.map(toRun);
+    },
+  };
+}
