@@ -1,0 +1,57 @@
+import { InvokeCommand } from '@aws-sdk/client-lambda';
+import type { LambdaClient } from '@aws-sdk/client-lambda';
+import type { DispatchSettings } from '../config';
+import { createLambdaClient } from '../clients/lambda';
+import { logger } from '../logger';
+
+/** The event an API function hands its worker. */
+export interface RunEvent {
+  runId: string;
+}
+
+/** Hands a run to the worker; rejects if the worker did not take it. */
+export type Dispatch = (event: RunEvent) => Promise<void>;
+
+export class DispatchError extends Error {
+  override readonly name = 'DispatchError';
+}
+
+/**
+ * `lambda`: an asynchronous Lambda invoke (`InvocationType: 'Event'`), which returns once Lambda
+ * has queued the event, so the API can answer at once and the worker runs on after it.
+ * `inline`: runs the worker in this process and awaits it (local use and tests). A worker that
+ * fails inline has recorded its failure on the run itself, so the hand-over still succeeded.
+ */
+export function createDispatch(
+  settings: DispatchSettings,
+  runInline: (event: RunEvent) => Promise<unknown>,
+  lambda: LambdaClient | undefined = settings.mode === 'lambda' ? createLambdaClient(settings.endpoint) : undefined,
+): Dispatch {
+  if (settings.mode === 'inline') {
+    return async (event) => {
+      try {
+        await runInline(event);
+      } catch (error) {
+        logger.error('Inline worker failed; the run records the cause', { runId: event.runId, error: error as Error });
+      }
+    };
+  }
+  const client = lambda ?? createLambdaClient(settings.endpoint);
+  return async (event) => {
+    let statusCode: number | undefined;
+    try {
+      ({ StatusCode: statusCode } = await client.send(
+        new InvokeCommand({
+          FunctionName: settings.functionName,
+          InvocationType: 'Event',
+          Payload: Buffer.from(JSON.stringify(event)),
+        }),
+      ));
+    } catch (error) {
+      throw new DispatchError(`Invoking ${settings.functionName} failed: ${(error as Error).message}`);
+    }
+    if (statusCode !== 202) {
+      throw new DispatchError(`Invoking ${settings.functionName} answered ${statusCode ?? 'no status'}, not 202 Accepted`);
+    }
+  };
+}

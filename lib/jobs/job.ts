@@ -1,0 +1,17 @@
+import type { Sql } from 'postgres';
+import type { JobName } from '../runs/run-ledger';
+
+export interface JobContext {
+  sql: Sql;
+  /** Best-effort progress for the run ledger; the caller throttles the writes. */
+  reportProgress(progress: unknown): void;
+}
+
+/** What the API and worker functions need to know about one job. */
+export interface Job<Params extends Record<string, unknown> = Record<string, unknown>> {
+  name: JobName;
+  /** Validates a request body or a manual invocation's fields; throws InvalidParamsError. */
+  parseParams(input: Record<string, unknown> | undefined): Params;
+  /** Does the work; resolves with the result recorded on the run, rejects if the run failed. */
+  run(params: Params, context: JobContext): Promise<unknown>;
+}

@@ -1,0 +1,79 @@
+import type { Sql } from 'postgres';
+import { logger } from '../logger';
+import { createProgressReporter } from '../runs/progress-reporter';
+import { ActiveRunError } from '../runs/run-ledger';
+import type { RunLedger, RunStatus } from '../runs/run-ledger';
+import type { Job } from './job';
+import { InvalidParamsError } from './job-params';
+import { parseWorkerEvent, WorkerEventError } from './worker-event';
+
+export interface WorkerContext {
+  /** The Lambda request id of this attempt, recorded on the run. */
+  requestId?: string;
+  /** How long this attempt may run: the run's lease. */
+  leaseMs: number;
+}
+
+export interface WorkerDeps {
+  sql: Sql;
+  ledger: RunLedger;
+}
+
+export type WorkerOutcome =
+  | { runId: string; status: Extract<RunStatus, 'succeeded'>; result: unknown }
+  | { runId: string; status: 'skipped'; activeRunId: string }
+  /** A redelivered event for a run that is finished or still running elsewhere: nothing was done. */
+  | { runId: string; status: 'not_claimed'; reason: string };
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * One worker invocation: find or record the run, claim it, do the job, record how it ended.
+ * Rejects when the job failed (after recording it), so Lambda's retries and on-failure
+ * destination see the failure.
+ */
+export async function runJobWorker(job: Job, event: unknown, context: WorkerContext, { sql, ledger }: WorkerDeps): Promise<WorkerOutcome> {
+  const request = parseWorkerEvent(event);
+  let runId: string;
+  if (request.kind === 'new') {
+    let params: Record<string, unknown>;
+    try {
+      params = job.parseParams(request.input);
+    } catch (error) {
+      if (error instanceof InvalidParamsError) throw new WorkerEventError(error.message);
+      throw error;
+    }
+    try {
+      runId = (await ledger.enqueue(job.name, request.trigger, params)).id;
+    } catch (error) {
+      if (!(error instanceof ActiveRunError)) throw error;
+      const skipped = await ledger.recordSkipped(job.name, request.trigger, error.activeRunId);
+      logger.warn('Run skipped: another run of this job is active', { job: job.name, runId: skipped.id, activeRunId: error.activeRunId });
+      return { runId: skipped.id, status: 'skipped', activeRunId: error.activeRunId };
+    }
+  } else {
+    runId = request.runId;
+  }
+
+  const claim = await ledger.claim(runId, { leaseMs: context.leaseMs, requestId: context.requestId });
+  if (!claim.claimed) {
+    if (claim.reason === 'not_found') throw new WorkerEventError(`No run has the id ${runId}`);
+    logger.info('Run not claimed; nothing to do', { job: job.name, runId, reason: claim.reason });
+    return { runId, status: 'not_claimed', reason: claim.reason };
+  }
+
+  logger.info('Run started', { job: job.name, runId, attempt: claim.run.attempts, trigger: claim.run.trigger });
+  const progress = createProgressReporter(ledger, runId);
+  try {
+    const result = await job.run(job.parseParams(claim.run.params), { sql, reportProgress: progress.report });
+    await progress.flush();
+    await ledger.succeed(runId, result);
+    return { runId, status: 'succeeded', result };
+  } catch (error) {
+    await progress.flush();
+    await ledger.fail(runId, describe(error));
+    throw error;
+  }
+}
