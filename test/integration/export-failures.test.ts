@@ -1,0 +1,214 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
+import postgres from 'postgres';
+import type { Sql } from 'postgres';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { createS3Client } from '../../lib/clients/s3';
+import { logger } from '../../lib/logger';
+import { assertExportSucceeded, exportDatabase, ExportFailedError } from '../../lib/export/export-database';
+import type { ExportResult } from '../../lib/export/export-database';
+import { createTestDatabase } from '../support/database';
+import type { TestDatabase } from '../support/database';
+import { startTestS3 } from '../support/s3';
+import type { TestS3 } from '../support/s3';
+import { downloadObject, objectExists } from '../fixtures/export/tarball';
+
+const PREVIOUS = 'the export from last night';
+
+let db: TestDatabase;
+let s3: TestS3;
+let bucket: string;
+let tmpRoot: string;
+const clients: Sql[] = [];
+
+function client(url: string): Sql {
+  const sql = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 5 });
+  clients.push(sql);
+  return sql;
+}
+
+async function putPrevious(key: string): Promise<void> {
+  await s3.client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: PREVIOUS }));
+}
+
+async function expectPreviousUnchanged(key: string): Promise<void> {
+  expect((await downloadObject(s3.client, bucket, key)).toString()).toBe(PREVIOUS);
+}
+
+async function exportTo(schemas: string[], sql: Sql, s3Client: S3Client = s3.client, toBucket = bucket): Promise<ExportResult> {
+  return exportDatabase({ bucket: toBucket, prefix: 'export/', schemas }, { sql, s3: s3Client, tmpRoot });
+}
+
+function failed(result: ExportResult): string[] {
+  return result.schemas.filter((outcome) => outcome.status === 'failed').map((outcome) => outcome.schema);
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase('waj_export_fail');
+  await db.sql.unsafe(`
+    CREATE SCHEMA good;
+    CREATE TABLE good.licences AS SELECT i AS id, 'licence ' || i AS ref FROM generate_series(1, 100) i;
+    CREATE SCHEMA only_views;
+    CREATE VIEW only_views.numbers AS SELECT 1 AS n;
+  `);
+  s3 = await startTestS3();
+  bucket = await s3.createBucket();
+});
+
+beforeEach(async () => {
+  tmpRoot = await mkdtemp(join(tmpdir(), 'waj-export-tmp-'));
+});
+
+afterEach(async () => {
+  // No temporary files are left behind, whatever failed.
+  expect(await readdir(tmpRoot)).toEqual([]);
+  await rm(tmpRoot, { recursive: true, force: true });
+});
+
+afterAll(async () => {
+  for (const sql of clients) await sql.end({ timeout: 1 });
+  await db?.drop();
+  await s3?.close();
+});
+
+describe('exportDatabase when things fail', () => {
+  it('reports a database that refuses connections, for every schema, and uploads nothing', async () => {
+    await putPrevious('export/good.tgz');
+    const result = await exportTo(['good', 'other'], client('postgres://postgres@127.0.0.1:1/nowhere'));
+
+    expect(failed(result)).toEqual(['good', 'other']);
+    expect(result.schemas[0]?.error).toMatch(/^Reading schema "good" from the database: .*ECONNREFUSED/);
+    expect(() => assertExportSucceeded(result)).toThrow(ExportFailedError);
+    expect(() => assertExportSucceeded(result)).toThrow(/good .*other/);
+    await expectPreviousUnchanged('export/good.tgz');
+    expect(await objectExists(s3.client, bucket, 'export/other.tgz')).toBe(false);
+  });
+
+  it('reports an unknown database', async () => {
+    const url = new URL(db.url);
+    url.pathname = '/waj_no_such_database';
+    const result = await exportTo(['good'], client(url.toString()));
+
+    expect(result.schemas[0]).toMatchObject({ status: 'failed', error: expect.stringMatching(/database "waj_no_such_database" does not exist/) });
+    await expectPreviousUnchanged('export/good.tgz');
+  });
+
+  it('reports an unreachable S3 endpoint', async () => {
+    const unreachable = createS3Client({ endpoint: 'http://127.0.0.1:1' });
+    try {
+      const result = await exportTo(['good'], db.sql, unreachable);
+      expect(result.schemas[0]).toMatchObject({
+        status: 'failed',
+        error: expect.stringMatching(/^Uploading to s3:\/\/.*\/export\/good\.tgz: .*ECONNREFUSED/),
+      });
+      expect(() => assertExportSucceeded(result)).toThrow(/good/);
+    } finally {
+      unreachable.destroy();
+    }
+  });
+
+  it('reports a missing bucket', async () => {
+    const result = await exportTo(['good'], db.sql, s3.client, 'no-such-bucket');
+    expect(result.schemas[0]).toMatchObject({ status: 'failed', error: expect.stringMatching(/bucket does not exist/i) });
+  });
+
+  it('aborts the upload when a table fails half way through a schema, leaving the old object', async () => {
+    // A role that can see both tables but read only the first: the second COPY fails after the
+    // first table is still being packed (20 MB of it), so the cancel lands mid-entry.
+    const role = `waj_reader_${db.name.slice(-12)}`;
+    await db.sql.unsafe(`
+      CREATE SCHEMA half;
+      CREATE TABLE half.a_readable AS SELECT i AS id, md5(i::text) AS h FROM generate_series(1, 500000) i;
+      CREATE TABLE half.b_forbidden (id int);
+      CREATE ROLE ${role} LOGIN;
+      GRANT USAGE ON SCHEMA half TO ${role};
+      GRANT SELECT ON half.a_readable TO ${role};
+      GRANT INSERT ON half.b_forbidden TO ${role};
+    `);
+    try {
+      await putPrevious('export/half.tgz');
+      const url = new URL(db.url);
+      url.username = role;
+      const result = await exportTo(['half', 'good'], client(url.toString()));
+
+      expect(result.schemas[0]).toMatchObject({ status: 'failed', error: expect.stringMatching(/permission denied for table b_forbidden/) });
+      await expectPreviousUnchanged('export/half.tgz');
+      // The next schema still ran (and failed only for its own reason: this role cannot read it).
+      expect(result.schemas[1]).toMatchObject({ schema: 'good', status: 'failed', error: expect.stringMatching(/no base tables/) });
+    } finally {
+      for (const sql of clients.splice(0)) await sql.end({ timeout: 1 });
+      await db.sql.unsafe(`DROP SCHEMA half CASCADE; DROP OWNED BY ${role}; DROP ROLE ${role}`);
+    }
+  });
+
+  it('aborts cleanly when S3 fails while a table is being packed', async () => {
+    // ~30 MB of hex text (~15 MB gzipped): the first 8 MiB part goes up while the entry is still
+    // being read, so the failure lands mid-entry, where archiver must not be torn down.
+    await db.sql.unsafe(`
+      CREATE SCHEMA bulky;
+      CREATE TABLE bulky.hashes AS SELECT i AS id, md5(i::text) || md5((i + 1)::text) || md5((i + 2)::text) AS h
+        FROM generate_series(1, 300000) i;
+    `);
+    const failing = createS3Client({ endpoint: s3.endpoint });
+    failing.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'UploadPartCommand') throw new Error('S3 is having a bad day');
+        return next(args);
+      },
+      { step: 'initialize', name: 'failUploadParts' },
+    );
+    try {
+      await putPrevious('export/bulky.tgz');
+      const result = await exportTo(['bulky', 'good'], db.sql, failing);
+      expect(result.schemas[0]).toMatchObject({ status: 'failed', error: expect.stringMatching(/^Uploading to .*S3 is having a bad day/) });
+      await expectPreviousUnchanged('export/bulky.tgz');
+    } finally {
+      failing.destroy();
+      await db.sql.unsafe('DROP SCHEMA bulky CASCADE');
+    }
+  });
+
+  it('carries on past a schema that fails, in the order given, and logs each outcome', async () => {
+    const info = vi.spyOn(logger, 'info').mockImplementation(() => {});
+    const error = vi.spyOn(logger, 'error').mockImplementation(() => {});
+    vi.spyOn(logger, 'warn').mockImplementation(() => {}); // s3rver cannot abort uploads
+    const result = await exportTo(['no_such_schema', 'good', 'only_views'], db.sql);
+    vi.restoreAllMocks();
+
+    expect(error.mock.calls.map(([message, extra]) => [message, (extra as { schema: string }).schema])).toEqual([
+      ['Schema export failed', 'no_such_schema'],
+      ['Schema export failed', 'only_views'],
+    ]);
+    expect(error.mock.calls[0]?.[1]).toMatchObject({ error: expect.objectContaining({ message: expect.stringMatching(/no base tables/) }) });
+    expect(info.mock.calls.map(([message]) => message)).toEqual(['Schema exported', 'DB export complete']);
+    expect(info.mock.calls[0]?.[1]).toMatchObject({ schema: 'good', tables: 1, rows: 100, bytes: expect.any(Number), timeTakenMs: expect.any(Number) });
+    expect(info.mock.calls[1]?.[1]).toMatchObject({ timeTakenMs: expect.any(Number), failed: ['no_such_schema', 'only_views'] });
+
+    expect(result.schemas.map(({ schema, status }) => ({ schema, status }))).toEqual([
+      { schema: 'no_such_schema', status: 'failed' },
+      { schema: 'good', status: 'succeeded' },
+      { schema: 'only_views', status: 'failed' },
+    ]);
+    expect(result.schemas[0]?.error).toMatch(/"no_such_schema" has no base tables/);
+    expect(result.schemas[2]?.error).toMatch(/"only_views" has no base tables/);
+    expect(result.schemas[1]).toMatchObject({ tables: 1, rows: 100, key: 'export/good.tgz' });
+    expect(await objectExists(s3.client, bucket, 'export/no_such_schema.tgz')).toBe(false);
+    expect(await objectExists(s3.client, bucket, 'export/only_views.tgz')).toBe(false);
+    // This run succeeded for good, so its object is now the new tarball.
+    expect((await downloadObject(s3.client, bucket, 'export/good.tgz')).subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]));
+
+    const thrown = (() => {
+      try {
+        assertExportSucceeded(result);
+      } catch (caught) {
+        return caught;
+      }
+    })();
+    expect(thrown).toBeInstanceOf(ExportFailedError);
+    expect((thrown as ExportFailedError).result).toBe(result);
+    expect((thrown as Error).message).toMatch(/2 of 3 schemas: no_such_schema .*only_views/);
+  });
+});

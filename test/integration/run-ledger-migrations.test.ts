@@ -1,0 +1,100 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { migrateDatabase } from '../../lib/runs/migrate-database';
+import { createTestDatabase } from '../support/database';
+import type { TestDatabase } from '../support/database';
+
+let db: TestDatabase | undefined;
+
+afterEach(async () => {
+  await db?.drop();
+  db = undefined;
+});
+
+async function appliedMigrations(database: TestDatabase) {
+  return database.sql<{ id: number; name: string; run_on: Date }[]>`SELECT id, name, run_on FROM jobs.pgmigrations ORDER BY id`;
+}
+
+describe('migrateDatabase', () => {
+  it('creates jobs.runs on an empty database, keeping its bookkeeping inside the jobs schema', async () => {
+    db = await createTestDatabase();
+    await migrateDatabase(db.url);
+
+    const tables = await db.sql<{ schema: string; name: string }[]>`
+      SELECT table_schema AS schema, table_name AS name FROM information_schema.tables
+      WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2`;
+    expect(tables).toEqual([
+      { schema: 'jobs', name: 'pgmigrations' },
+      { schema: 'jobs', name: 'runs' },
+    ]);
+
+    const columns = await db.sql<{ name: string; type: string; nullable: string }[]>`
+      SELECT column_name AS name, data_type AS type, is_nullable AS nullable FROM information_schema.columns
+      WHERE table_schema = 'jobs' AND table_name = 'runs' ORDER BY ordinal_position`;
+    expect(columns.map((c) => `${c.name} ${c.type} ${c.nullable === 'YES' ? 'null' : 'not null'}`)).toEqual([
+      'id uuid not null',
+      'job text not null',
+      'trigger text not null',
+      'status text not null',
+      'params jsonb not null',
+      'attempts integer not null',
+      'requested_at timestamp with time zone not null',
+      'started_at timestamp with time zone null',
+      'finished_at timestamp with time zone null',
+      'lease_expires_at timestamp with time zone null',
+      'progress jsonb null',
+      'result jsonb null',
+      'error text null',
+      'lambda_request_id text null',
+    ]);
+
+    const indexes = await db.sql<{ indexdef: string }[]>`
+      SELECT indexdef FROM pg_indexes WHERE schemaname = 'jobs' AND tablename = 'runs' ORDER BY indexname`;
+    expect(indexes.map((i) => i.indexdef)).toEqual([
+      expect.stringMatching(/^CREATE INDEX runs_job_requested_at ON jobs\.runs USING btree \(job, requested_at DESC\)$/),
+      expect.stringMatching(/^CREATE UNIQUE INDEX runs_one_active_per_job ON jobs\.runs USING btree \(job\) WHERE \(status = ANY \(ARRAY\['queued'::text, 'running'::text\]\)\)$/),
+      expect.stringMatching(/^CREATE UNIQUE INDEX runs_pkey ON jobs\.runs/),
+    ]);
+  });
+
+  it('refuses values outside the vocabularies', async () => {
+    db = await createTestDatabase();
+    await migrateDatabase(db.url);
+    const { sql } = db;
+
+    const [ok] = await sql<{ params: unknown; attempts: number; status: string }[]>`
+      INSERT INTO jobs.runs (job, trigger) VALUES ('export', 'http') RETURNING params, attempts, status`;
+    expect(ok).toEqual({ params: {}, attempts: 0, status: 'queued' });
+
+    await expect(sql`INSERT INTO jobs.runs (job, trigger) VALUES ('exports', 'http')`).rejects.toMatchObject({ code: '23514' });
+    await expect(sql`INSERT INTO jobs.runs (job, trigger) VALUES ('time-limited', 'cron')`).rejects.toMatchObject({ code: '23514' });
+    await expect(sql`INSERT INTO jobs.runs (job, trigger, status) VALUES ('time-limited', 'http', 'done')`).rejects.toMatchObject({ code: '23514' });
+    await expect(
+      sql`INSERT INTO jobs.runs (job, trigger, status) VALUES ('time-limited', 'http', 'running')`,
+    ).rejects.toMatchObject({ code: '23514', constraint_name: 'runs_running_has_lease' });
+  });
+
+  it('is a no-op the second time', async () => {
+    db = await createTestDatabase();
+    await migrateDatabase(db.url);
+    const before = await appliedMigrations(db);
+    expect(before.length).toBeGreaterThan(0);
+    await db.sql`INSERT INTO jobs.runs (job, trigger, status) VALUES ('export', 'manual', 'succeeded')`;
+
+    await migrateDatabase(db.url);
+
+    expect(await appliedMigrations(db)).toEqual(before);
+    const [{ count }] = await db.sql<[{ count: number }]>`SELECT count(*)::int AS count FROM jobs.runs`;
+    expect(count).toBe(1);
+  });
+
+  it('lets concurrent callers through, one after the other', async () => {
+    db = await createTestDatabase();
+
+    const outcomes = await Promise.allSettled([migrateDatabase(db.url), migrateDatabase(db.url), migrateDatabase(db.url)]);
+
+    expect(outcomes.map((o) => (o.status === 'rejected' ? String(o.reason) : o.status))).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
+    const applied = await appliedMigrations(db);
+    expect(new Set(applied.map((m) => m.name)).size).toBe(applied.length);
+    expect(applied.length).toBeGreaterThan(0);
+  });
+});

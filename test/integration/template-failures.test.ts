@@ -1,0 +1,87 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { CloudFormationTemplate } from '../support/packaged-template';
+import { loadPackagedTemplate, resourcesOfType } from '../support/packaged-template';
+import { conditionHolds, requireFunction } from '../support/template-inspection';
+
+/** Issue 4, "Failures in AWS": retries, the failed-runs queue, and alarms that reach people. */
+
+const PACKAGING_TIMEOUT = 300_000;
+const FOURTEEN_DAYS = 14 * 24 * 60 * 60;
+
+let template: CloudFormationTemplate;
+
+beforeAll(async () => {
+  template = await loadPackagedTemplate('dev');
+}, PACKAGING_TIMEOUT);
+
+function resource(id: string) {
+  const found = template.Resources[id];
+  if (!found) throw new Error(`The template has no resource ${id}`);
+  return found;
+}
+
+describe('asynchronous invocations of the workers', () => {
+  it.each(['exportWorker', 'timeLimitedWorker'])('%s: bounded retries and event age, failures to the failed-runs queue', (key) => {
+    const worker = requireFunction(template, key);
+    const configs = resourcesOfType(template, 'AWS::Lambda::EventInvokeConfig').filter(
+      ([, c]) => (c.Properties?.FunctionName as { Ref?: string }).Ref === worker.logicalId,
+    );
+    expect(configs, `${key} has one EventInvokeConfig`).toHaveLength(1);
+    const properties = configs[0]![1].Properties!;
+    expect(properties.Qualifier).toBe('$LATEST');
+    expect(properties.MaximumRetryAttempts).toBeGreaterThanOrEqual(0);
+    expect(properties.MaximumRetryAttempts).toBeLessThanOrEqual(2);
+    expect(properties.MaximumEventAgeInSeconds).toBeGreaterThanOrEqual(60);
+    expect(properties.MaximumEventAgeInSeconds).toBeLessThanOrEqual(6 * 60 * 60);
+    expect(properties.DestinationConfig).toEqual({ OnFailure: { Destination: { 'Fn::GetAtt': ['JobsDeadLetterQueue', 'Arn'] } } });
+  });
+
+  it('gives no API function an asynchronous invoke config (they are called synchronously by API Gateway)', () => {
+    const configured = resourcesOfType(template, 'AWS::Lambda::EventInvokeConfig').map(
+      ([, c]) => (c.Properties?.FunctionName as { Ref?: string }).Ref,
+    );
+    expect(configured.sort()).toEqual(['ExportWorkerLambdaFunction', 'TimeLimitedWorkerLambdaFunction']);
+  });
+});
+
+describe('the failed-runs queue', () => {
+  it('keeps messages 14 days, encrypted at rest', () => {
+    const queue = resource('JobsDeadLetterQueue');
+    expect(queue.Type).toBe('AWS::SQS::Queue');
+    expect(queue.Properties?.MessageRetentionPeriod).toBe(FOURTEEN_DAYS);
+    expect(queue.Properties?.SqsManagedSseEnabled === true || queue.Properties?.KmsMasterKeyId !== undefined, 'SSE on').toBe(true);
+  });
+
+  it('raises an alarm, sent to the SNS topic, as soon as a message is in it', () => {
+    const alarms = resourcesOfType(template, 'AWS::CloudWatch::Alarm').filter(
+      ([, a]) => a.Properties?.Namespace === 'AWS/SQS' && a.Properties?.MetricName === 'ApproximateNumberOfMessagesVisible',
+    );
+    expect(alarms).toHaveLength(1);
+    const alarm = alarms[0]![1].Properties!;
+    expect(alarm.Dimensions).toEqual([{ Name: 'QueueName', Value: { 'Fn::GetAtt': ['JobsDeadLetterQueue', 'QueueName'] } }]);
+    expect(alarm).toMatchObject({ Threshold: 0, ComparisonOperator: 'GreaterThanThreshold', EvaluationPeriods: 1 });
+    expect(alarm.AlarmActions).toEqual([{ Ref: 'JobsAlarmTopic' }]);
+    expect(resource('JobsAlarmTopic').Type).toBe('AWS::SNS::Topic');
+  });
+
+  it.each(['exportWorker', 'timeLimitedWorker'])('%s: an alarm on its Errors, sent to the same topic', (key) => {
+    const worker = requireFunction(template, key);
+    const alarms = resourcesOfType(template, 'AWS::CloudWatch::Alarm').filter(
+      ([, a]) =>
+        a.Properties?.Namespace === 'AWS/Lambda' &&
+        a.Properties?.MetricName === 'Errors' &&
+        JSON.stringify(a.Properties?.Dimensions) === JSON.stringify([{ Name: 'FunctionName', Value: { Ref: worker.logicalId } }]),
+    );
+    expect(alarms).toHaveLength(1);
+    expect(alarms[0]![1].Properties).toMatchObject({ Threshold: 0, ComparisonOperator: 'GreaterThanThreshold', AlarmActions: [{ Ref: 'JobsAlarmTopic' }] });
+  });
+
+  it('subscribes an e-mail address to the topic only when the operators give one', () => {
+    const subscriptions = resourcesOfType(template, 'AWS::SNS::Subscription');
+    expect(subscriptions).toHaveLength(1);
+    const [, subscription] = subscriptions[0]!;
+    expect(subscription.Properties).toMatchObject({ TopicArn: { Ref: 'JobsAlarmTopic' }, Protocol: 'email' });
+    expect(subscription.Condition, 'the subscription is conditional').toBeDefined();
+    if (!process.env.ALARM_EMAIL) expect(conditionHolds(template, subscription.Condition!), 'no ALARM_EMAIL, no subscription').toBe(false);
+  });
+});

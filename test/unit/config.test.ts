@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+import {
+  ConfigError,
+  readDatabaseSettings,
+  readDispatchSettings,
+  readExportSettings,
+  readTimeLimitedSettings,
+} from '../../lib/config';
+
+describe('readExportSettings', () => {
+  it('applies the documented defaults', () => {
+    expect(readExportSettings({ EXPORT_BUCKET: 'b' })).toEqual({
+      bucket: 'b',
+      prefix: 'export/',
+      schemas: ['water', 'returns', 'crm', 'crm_v2', 'idm', 'permit'],
+      s3Endpoint: undefined,
+    });
+  });
+
+  it('names EXPORT_BUCKET when it is missing or blank', () => {
+    expect(() => readExportSettings({})).toThrow(/EXPORT_BUCKET/);
+    expect(() => readExportSettings({ EXPORT_BUCKET: '  ' })).toThrow(ConfigError);
+  });
+
+  it('reads a schema list, trimming spaces, and refuses empty or repeated entries', () => {
+    expect(readExportSettings({ EXPORT_BUCKET: 'b', EXPORT_SCHEMAS: 'crm, idm' }).schemas).toEqual(['crm', 'idm']);
+    expect(() => readExportSettings({ EXPORT_BUCKET: 'b', EXPORT_SCHEMAS: 'crm,,idm' })).toThrow(/EXPORT_SCHEMAS/);
+    expect(() => readExportSettings({ EXPORT_BUCKET: 'b', EXPORT_SCHEMAS: 'crm,crm' })).toThrow(/twice/);
+  });
+
+  it('refuses an S3_ENDPOINT that is not a URL, and treats an empty one as unset', () => {
+    expect(() => readExportSettings({ EXPORT_BUCKET: 'b', S3_ENDPOINT: 'not a url' })).toThrow(/S3_ENDPOINT/);
+    expect(readExportSettings({ EXPORT_BUCKET: 'b', S3_ENDPOINT: '' }).s3Endpoint).toBeUndefined();
+  });
+});
+
+describe('readDatabaseSettings', () => {
+  it('needs DATABASE_URL or DATABASE_URL_PARAMETER', () => {
+    expect(() => readDatabaseSettings({})).toThrow(/DATABASE_URL/);
+    expect(readDatabaseSettings({ DATABASE_URL_PARAMETER: '/p' })).toEqual({ urlParameter: '/p' });
+  });
+
+  it('prefers DATABASE_URL, which must be a postgres URL', () => {
+    expect(readDatabaseSettings({ DATABASE_URL: 'postgres://h/db', DATABASE_URL_PARAMETER: '/p' })).toEqual({ url: 'postgres://h/db' });
+    expect(() => readDatabaseSettings({ DATABASE_URL: 'mysql://h/db' })).toThrow(/postgres/);
+  });
+});
+
+describe('readTimeLimitedSettings', () => {
+  it('defaults to 50 days in Europe/London', () => {
+    expect(readTimeLimitedSettings({})).toEqual({ days: 50, timeZone: 'Europe/London' });
+  });
+
+  it.each(['0', '-1', '2.5', 'fifty', '1e3'])('refuses TIME_LIMITED_DAYS=%s', (days) => {
+    expect(() => readTimeLimitedSettings({ TIME_LIMITED_DAYS: days })).toThrow(/TIME_LIMITED_DAYS/);
+  });
+
+  it('refuses an unknown time zone', () => {
+    expect(() => readTimeLimitedSettings({ JOBS_TIME_ZONE: 'Mars/Olympus' })).toThrow(/JOBS_TIME_ZONE/);
+  });
+});
+
+describe('readDispatchSettings', () => {
+  it('defaults to lambda and needs the worker name', () => {
+    expect(() => readDispatchSettings({}, 'EXPORT_WORKER_FUNCTION')).toThrow(/EXPORT_WORKER_FUNCTION/);
+    expect(readDispatchSettings({ EXPORT_WORKER_FUNCTION: 'svc-dev-exportWorker' }, 'EXPORT_WORKER_FUNCTION')).toEqual({
+      mode: 'lambda',
+      functionName: 'svc-dev-exportWorker',
+      endpoint: undefined,
+    });
+  });
+
+  it('takes a local Lambda endpoint', () => {
+    const settings = readDispatchSettings(
+      { JOB_DISPATCH: 'lambda', EXPORT_WORKER_FUNCTION: 'f', LAMBDA_ENDPOINT: 'http://127.0.0.1:3002' },
+      'EXPORT_WORKER_FUNCTION',
+    );
+    expect(settings).toEqual({ mode: 'lambda', functionName: 'f', endpoint: 'http://127.0.0.1:3002' });
+  });
+
+  it('runs inline without a worker name, but not with a Lambda endpoint', () => {
+    expect(readDispatchSettings({ JOB_DISPATCH: 'inline' }, 'X')).toEqual({ mode: 'inline' });
+    expect(() => readDispatchSettings({ JOB_DISPATCH: 'inline', LAMBDA_ENDPOINT: 'http://x' }, 'X')).toThrow(/LAMBDA_ENDPOINT/);
+  });
+
+  it('names JOB_DISPATCH when it is neither mode', () => {
+    expect(() => readDispatchSettings({ JOB_DISPATCH: 'queue' }, 'X')).toThrow(/JOB_DISPATCH/);
+  });
+});
