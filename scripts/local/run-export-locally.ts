@@ -1,0 +1,72 @@
+/**
+ * The quick start's first command (`npm run export:local`): runs the real exportWorker with
+ * `sls invoke local` against this machine's PostgreSQL and a local S3 server started here,
+ * seeding a sample database first if it has none, then copies the tarballs to .local/export/.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import postgres from 'postgres';
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { createS3Client } from '../../lib/clients/s3';
+import { readExportSettings } from '../../lib/config';
+import { migrateDatabase } from '../../lib/runs/migrate-database';
+import { seedSampleDatabase } from '../../lib/sample-database/seed-sample-database';
+import { DEFAULT_LOCAL_DATABASE_URL, ensureDatabase, startLocalS3 } from './local-services';
+
+const root = resolve(import.meta.dirname, '../..');
+const databaseUrl = process.env.DATABASE_URL ?? DEFAULT_LOCAL_DATABASE_URL;
+const bucket = process.env.EXPORT_BUCKET ?? 'water-abstraction-jobs-local-export';
+
+async function main(): Promise<number> {
+  await ensureDatabase(databaseUrl);
+  await migrateDatabase(databaseUrl);
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  try {
+    const { seeded } = await seedSampleDatabase(sql);
+    console.log(seeded ? `Seeded a sample database at ${databaseUrl}` : `Using the existing schemas at ${databaseUrl}`);
+  } finally {
+    await sql.end();
+  }
+
+  const s3 = await startLocalS3(resolve(root, '.local/s3'), bucket);
+  console.log(`Local S3 server (s3rver) at ${s3.endpoint}, bucket ${bucket}`);
+  try {
+    const env = { ...process.env, DATABASE_URL: databaseUrl, EXPORT_BUCKET: bucket, S3_ENDPOINT: s3.endpoint };
+    const settings = readExportSettings(env);
+    const invoke = spawnSync('npx', ['serverless', 'invoke', 'local', '--function', 'exportWorker'], {
+      cwd: root,
+      env,
+      stdio: 'inherit',
+    });
+    if (invoke.status !== 0) {
+      console.error(`sls invoke local -f exportWorker exited with ${invoke.status ?? invoke.signal}`);
+      return 1;
+    }
+
+    const client = createS3Client({ endpoint: s3.endpoint });
+    const outDir = resolve(root, '.local/export');
+    mkdirSync(outDir, { recursive: true });
+    const listed = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: settings.prefix }));
+    console.log('\nThe tarballs:');
+    for (const object of listed.Contents ?? []) {
+      const body = await (await client.send(new GetObjectCommand({ Bucket: bucket, Key: object.Key }))).Body?.transformToByteArray();
+      const file = resolve(outDir, object.Key!.slice(settings.prefix.length));
+      writeFileSync(file, body ?? new Uint8Array());
+      console.log(`  s3://${bucket}/${object.Key}  (${object.Size} bytes)  copied to ${file}`);
+    }
+    client.destroy();
+    console.log(`\nUnpack one with: tar -xzf ${resolve(outDir, 'water.tgz')}`);
+    return 0;
+  } finally {
+    await s3.close();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);
