@@ -1,11 +1,12 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
-import { createExportJob } from '../../lib/jobs/export-job';
+import { createExportJob, parseExportParams } from '../../lib/jobs/export-job';
 import { handleGetRunRequest, handleListRunsRequest } from '../../lib/jobs/handle-run-requests';
 import { handleStartJobRequest } from '../../lib/jobs/handle-start-job-request';
 import type { Job } from '../../lib/jobs/job';
 import { runJobWorker } from '../../lib/jobs/run-job-worker';
 import { createTimeLimitedJob } from '../../lib/jobs/time-limited-job';
+import { WorkerEventError } from '../../lib/jobs/worker-event';
 import { migrateDatabase } from '../../lib/runs/migrate-database';
 import { createRunLedger } from '../../lib/runs/run-ledger';
 import type { RunLedger } from '../../lib/runs/run-ledger';
@@ -133,7 +134,11 @@ describe('the worker', () => {
 
   it('refuses a malformed event before recording anything', async () => {
     await expect(runJobWorker(countingJob(), { runId: 'nope' }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger })).rejects.toThrow(/uuid/);
-    await expect(runJobWorker(countingJob(), { schemas: 'crm' }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger })).rejects.toThrow();
+    const exportParams = { ...countingJob(), parseParams: (input: Record<string, unknown> | undefined) => parseExportParams(input, ['crm', 'water']) };
+    await expect(runJobWorker(exportParams, { schemas: 'crm' }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger })).rejects.toThrow(
+      WorkerEventError,
+    );
+    await expect(runJobWorker(exportParams, { schemas: ['nope'] }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger })).rejects.toThrow(/"nope"/);
     expect(await runRows()).toEqual([]);
   });
 });
