@@ -41,3 +41,13 @@ export function getDatabase(settings: DatabaseSettings): Promise<Sql> {
   });
   return cached;
 }
+
+/**
+ * Ends the container's database client, if one was opened. Only for a process that runs one
+ * invocation and must then exit (`serverless invoke local`): open connections would keep it alive.
+ */
+export async function closeDatabase(): Promise<void> {
+  const current = cached;
+  cached = undefined;
+  if (current) await (await current.catch(() => undefined))?.end({ timeout: 5 });
+}

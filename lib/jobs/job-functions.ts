@@ -1,5 +1,5 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { getDatabase } from '../clients/database';
+import { closeDatabase, getDatabase } from '../clients/database';
 import { readDatabaseSettings, readDispatchSettings } from '../config';
 import type { DatabaseSettings, Env } from '../config';
 import { logger } from '../logger';
@@ -55,6 +55,9 @@ export function createJobWorkerFunction(job: Job, env: Env) {
         return { status: 'failed', error: (error as Error).message };
       }
       throw error;
+    } finally {
+      // `serverless invoke local` sets IS_LOCAL and runs one invocation per process: let it exit.
+      if (env.IS_LOCAL === 'true') await closeDatabase();
     }
   };
 }
