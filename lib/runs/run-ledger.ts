@@ -122,7 +122,44 @@ function isActiveRunConflict(error: unknown): boolean {
  */
 const RACE_RETRIES = 3;
 
+/** The ledger's table is missing: the database was never migrated. Says how to fix it. */
+export class LedgerNotMigratedError extends Error {
+  override readonly name = 'LedgerNotMigratedError';
+  constructor() {
+    super('The run ledger table jobs.runs does not exist in this database: run `npm run migrate` with DATABASE_URL set to it');
+  }
+}
+
+const UNDEFINED_TABLE = '42P01';
+
+function explainMissingTable<Args extends unknown[], Result>(method: (...args: Args) => Promise<Result>) {
+  return async (...args: Args): Promise<Result> => {
+    try {
+      return await method(...args);
+    } catch (error) {
+      if ((error as { code?: unknown }).code === UNDEFINED_TABLE && /jobs\.runs/.test((error as Error).message)) {
+        throw new LedgerNotMigratedError();
+      }
+      throw error;
+    }
+  };
+}
+
 export function createRunLedger(sql: Sql): RunLedger {
+  const ledger = createUncheckedRunLedger(sql);
+  return {
+    enqueue: explainMissingTable(ledger.enqueue),
+    recordSkipped: explainMissingTable(ledger.recordSkipped),
+    claim: explainMissingTable(ledger.claim),
+    reportProgress: explainMissingTable(ledger.reportProgress),
+    succeed: explainMissingTable(ledger.succeed),
+    fail: explainMissingTable(ledger.fail),
+    get: explainMissingTable(ledger.get),
+    list: explainMissingTable(ledger.list),
+  };
+}
+
+function createUncheckedRunLedger(sql: Sql): RunLedger {
   // JSON in and out: results and progress come from the jobs as plain JSON-able values, and an
   // absent value is stored as SQL NULL rather than JSON null.
   const jsonb = (value: unknown) => (value === undefined || value === null ? null : sql.json(value as JSONValue));

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { migrateDatabase } from '../../lib/runs/migrate-database';
+import { createRunLedger, LedgerNotMigratedError } from '../../lib/runs/run-ledger';
 import { createTestDatabase } from '../support/database';
 import type { TestDatabase } from '../support/database';
 
@@ -71,6 +72,15 @@ describe('migrateDatabase', () => {
     await expect(
       sql`INSERT INTO jobs.runs (job, trigger, status) VALUES ('time-limited', 'http', 'running')`,
     ).rejects.toMatchObject({ code: '23514', constraint_name: 'runs_running_has_lease' });
+  });
+
+  it('is what an unmigrated database is told to run, by every ledger call', async () => {
+    db = await createTestDatabase();
+    const ledger = createRunLedger(db.sql);
+    await expect(ledger.enqueue('export', 'manual')).rejects.toThrow(LedgerNotMigratedError);
+    await expect(ledger.list('export')).rejects.toThrow(/npm run migrate/);
+    await migrateDatabase(db.url);
+    await expect(ledger.enqueue('export', 'manual')).resolves.toMatchObject({ status: 'queued' });
   });
 
   it('is a no-op the second time', async () => {
