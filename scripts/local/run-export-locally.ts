@@ -3,7 +3,8 @@
  * `sls invoke local` against this machine's PostgreSQL and a local S3 server started here,
  * seeding a sample database first if it has none, then copies the tarballs to .local/export/.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import postgres from 'postgres';
@@ -34,13 +35,16 @@ async function main(): Promise<number> {
   try {
     const env = { ...process.env, DATABASE_URL: databaseUrl, EXPORT_BUCKET: bucket, S3_ENDPOINT: s3.endpoint };
     const settings = readExportSettings(env);
-    const invoke = spawnSync('npx', ['serverless', 'invoke', 'local', '--function', 'exportWorker'], {
+    // Asynchronously: the S3 server runs in this process and must go on answering meanwhile.
+    // No stdin: without --data, invoke local reads the event from a non-terminal stdin.
+    const invoke = spawn('npx', ['serverless', 'invoke', 'local', '--function', 'exportWorker'], {
       cwd: root,
       env,
-      stdio: 'inherit',
+      stdio: ['ignore', 'inherit', 'inherit'],
     });
-    if (invoke.status !== 0) {
-      console.error(`sls invoke local -f exportWorker exited with ${invoke.status ?? invoke.signal}`);
+    const [status, signal] = (await once(invoke, 'exit')) as [number | null, NodeJS.Signals | null];
+    if (status !== 0) {
+      console.error(`sls invoke local -f exportWorker exited with ${status ?? signal}`);
       return 1;
     }
 
