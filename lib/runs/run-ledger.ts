@@ -122,6 +122,16 @@ function isActiveRunConflict(error: unknown): boolean {
  */
 const RACE_RETRIES = 3;
 
+/**
+ * How long a run may stay `queued`. An asynchronous invocation that has not reached the worker
+ * within the workers' maximumEventAge (3600 s in serverless.yml) never will: Lambda has dropped
+ * it or sent it to the dead-letter queue, e.g. when every attempt failed before claiming the run
+ * because the database was down. Such a run would block its job for ever; past this age it is
+ * marked timed_out when the next trigger arrives. Kept above maximumEventAge (a template test
+ * checks) so a run whose event may still arrive is never expired.
+ */
+export const QUEUED_RUN_EXPIRY_SECONDS = 65 * 60;
+
 /** The ledger's table is missing: the database was never migrated. Says how to fix it. */
 export class LedgerNotMigratedError extends Error {
   override readonly name = 'LedgerNotMigratedError';
@@ -193,6 +203,13 @@ function createUncheckedRunLedger(sql: Sql): RunLedger {
             finished_at = lease_expires_at,
             error = 'The lease expired before the run finished: its worker stopped, probably at the Lambda timeout'
         WHERE job = ${job} AND status = 'running' AND lease_expires_at <= now()`;
+      await sql`
+        UPDATE jobs.runs
+        SET status = 'timed_out',
+            finished_at = now(),
+            error = ${`The run was never started: its worker was not invoked within ${QUEUED_RUN_EXPIRY_SECONDS / 60} minutes (see the dead-letter queue)`}
+        WHERE job = ${job} AND status = 'queued'
+          AND requested_at <= now() - ${QUEUED_RUN_EXPIRY_SECONDS} * interval '1 second'`;
 
       for (let attempt = 0; ; attempt += 1) {
         try {

@@ -1,7 +1,7 @@
 import postgres from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { migrateDatabase } from '../../lib/runs/migrate-database';
-import { ActiveRunError, createRunLedger, RunNotFoundError, RunStateError } from '../../lib/runs/run-ledger';
+import { ActiveRunError, createRunLedger, QUEUED_RUN_EXPIRY_SECONDS, RunNotFoundError, RunStateError } from '../../lib/runs/run-ledger';
 import type { JobName, RunLedger, RunStatus } from '../../lib/runs/run-ledger';
 import { createTestDatabase } from '../support/database';
 import type { TestDatabase } from '../support/database';
@@ -142,6 +142,25 @@ describe('enqueue', () => {
       error: expect.stringMatching(/lease expired/i),
       attempts: 1,
     });
+  });
+
+  it('marks a run queued for longer than any invocation event lives timed_out, and queues the new run', async () => {
+    const lost = await ledger.enqueue('export', 'http');
+    await db.sql`UPDATE jobs.runs SET requested_at = now() - ${QUEUED_RUN_EXPIRY_SECONDS + 1} * interval '1 second' WHERE id = ${lost.id}`;
+
+    const next = await ledger.enqueue('export', 'http');
+
+    expect(next).toMatchObject({ status: 'queued' });
+    expect(await ledger.get(lost.id)).toMatchObject({ status: 'timed_out', error: expect.stringMatching(/never started/) });
+    expect((await ledger.claim(lost.id, { leaseMs: 60_000 })).claimed).toBe(false);
+  });
+
+  it('leaves a run queued a little less than that in place: its event may still arrive', async () => {
+    const waiting = await ledger.enqueue('export', 'http');
+    await db.sql`UPDATE jobs.runs SET requested_at = now() - ${QUEUED_RUN_EXPIRY_SECONDS - 60} * interval '1 second' WHERE id = ${waiting.id}`;
+
+    await expect(ledger.enqueue('export', 'http')).rejects.toThrow(ActiveRunError);
+    expect(await ledger.get(waiting.id)).toMatchObject({ status: 'queued' });
   });
 
   it('does not touch another job\'s expired run', async () => {

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { CloudFormationTemplate } from '../support/packaged-template';
 import { loadPackagedTemplate, resourcesOfType } from '../support/packaged-template';
+import { QUEUED_RUN_EXPIRY_SECONDS } from '../../lib/runs/run-ledger';
 import { conditionHolds, requireFunction } from '../support/template-inspection';
 
 /** Issue 4, "Failures in AWS": retries, the failed-runs queue, and alarms that reach people. */
@@ -33,6 +34,8 @@ describe('asynchronous invocations of the workers', () => {
     expect(properties.MaximumRetryAttempts).toBeLessThanOrEqual(2);
     expect(properties.MaximumEventAgeInSeconds).toBeGreaterThanOrEqual(60);
     expect(properties.MaximumEventAgeInSeconds).toBeLessThanOrEqual(6 * 60 * 60);
+    // The ledger expires a queued run only once its invocation event can no longer arrive.
+    expect(properties.MaximumEventAgeInSeconds).toBeLessThan(QUEUED_RUN_EXPIRY_SECONDS);
     expect(properties.DestinationConfig).toEqual({ OnFailure: { Destination: { 'Fn::GetAtt': ['JobsDeadLetterQueue', 'Arn'] } } });
   });
 
