@@ -19,6 +19,27 @@ const root = resolve(import.meta.dirname, '../..');
 const databaseUrl = process.env.DATABASE_URL ?? DEFAULT_LOCAL_DATABASE_URL;
 const bucket = process.env.EXPORT_BUCKET ?? 'water-abstraction-jobs-local-export';
 
+interface BlockingRun {
+  id: string;
+  status: string;
+  requested_at: Date;
+  lease_expires_at: Date | null;
+}
+
+/** The active export run that made this invocation skip, if it skipped. */
+async function findBlockingRun(): Promise<BlockingRun | undefined> {
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  try {
+    const [latest] = await sql<{ status: string }[]>`SELECT status FROM jobs.runs WHERE job = 'export' ORDER BY requested_at DESC LIMIT 1`;
+    if (latest?.status !== 'skipped') return undefined;
+    const [active] = await sql<BlockingRun[]>`
+      SELECT id, status, requested_at, lease_expires_at FROM jobs.runs WHERE job = 'export' AND status IN ('queued', 'running')`;
+    return active;
+  } finally {
+    await sql.end();
+  }
+}
+
 async function main(): Promise<number> {
   await ensureDatabase(databaseUrl);
   await migrateDatabase(databaseUrl);
@@ -45,6 +66,16 @@ async function main(): Promise<number> {
     const [status, signal] = (await once(invoke, 'exit')) as [number | null, NodeJS.Signals | null];
     if (status !== 0) {
       console.error(`sls invoke local -f exportWorker exited with ${status ?? signal}`);
+      return 1;
+    }
+    const blocker = await findBlockingRun();
+    if (blocker) {
+      console.error(
+        `\nNothing was exported: export run ${blocker.id} is still ${blocker.status} (requested ${blocker.requested_at.toISOString()}` +
+          `${blocker.lease_expires_at ? `, lease until ${blocker.lease_expires_at.toISOString()}` : ''}).\n` +
+          'If it is a run you interrupted, it stops blocking when its lease expires; to release it now:\n' +
+          `  psql '${databaseUrl}' -c "UPDATE jobs.runs SET status = 'failed', finished_at = now(), error = 'interrupted' WHERE id = '${blocker.id}'"`,
+      );
       return 1;
     }
 
