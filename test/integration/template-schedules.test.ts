@@ -1,0 +1,53 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parseWorkerEvent } from '../../lib/jobs/worker-event';
+import type { CloudFormationTemplate } from '../support/packaged-template';
+import { loadPackagedTemplate, resourcesOfType } from '../support/packaged-template';
+
+/** Issues 2 and 3: the schedules as `sls package` writes them into the CloudFormation template. */
+
+const PACKAGING_TIMEOUT = 300_000;
+
+let template: CloudFormationTemplate;
+
+beforeAll(async () => {
+  template = await loadPackagedTemplate('dev');
+}, PACKAGING_TIMEOUT);
+
+function targetsOf(properties: Record<string, unknown>): { Arn: unknown; Input?: string }[] {
+  return (properties.Targets as { Arn: unknown; Input?: string }[] | undefined) ?? [properties.Target as { Arn: unknown; Input?: string }];
+}
+
+/** Every schedule (EventBridge Scheduler schedules and EventBridge rules) that invokes `functionLogicalId`. */
+function schedulesOf(functionLogicalId: string) {
+  return [...resourcesOfType(template, 'AWS::Scheduler::Schedule'), ...resourcesOfType(template, 'AWS::Events::Rule')]
+    .map(([id, resource]) => ({ id, type: resource.Type, properties: resource.Properties ?? {} }))
+    .filter(({ properties }) =>
+      targetsOf(properties).some((target) => JSON.stringify(target.Arn) === JSON.stringify({ 'Fn::GetAtt': [functionLogicalId, 'Arn'] })),
+    );
+}
+
+describe('the schedules in the packaged template', () => {
+  it('runs timeLimitedWorker daily at 20:15 Europe/London with EventBridge Scheduler, enabled', () => {
+    const schedules = schedulesOf('TimeLimitedWorkerLambdaFunction');
+    expect(schedules).toHaveLength(1);
+    const [{ type, properties }] = schedules as [(typeof schedules)[number]];
+    expect(type).toBe('AWS::Scheduler::Schedule');
+    expect(properties.ScheduleExpression).toBe('cron(15 20 * * ? *)');
+    expect(properties.ScheduleExpressionTimezone).toBe('Europe/London');
+    expect(properties.State).toBe('ENABLED');
+    expect(properties.FlexibleTimeWindow).toEqual({ Mode: 'OFF' });
+  });
+
+  it('declares a schedule for exportWorker, disabled', () => {
+    const schedules = schedulesOf('ExportWorkerLambdaFunction');
+    expect(schedules).toHaveLength(1);
+    expect(schedules[0]!.properties.State).toBe('DISABLED');
+  });
+
+  it('sends each worker an event it reads as a scheduled trigger', () => {
+    for (const { properties } of [...schedulesOf('TimeLimitedWorkerLambdaFunction'), ...schedulesOf('ExportWorkerLambdaFunction')]) {
+      const [target] = targetsOf(properties);
+      expect(parseWorkerEvent(JSON.parse(target!.Input!))).toEqual({ kind: 'new', trigger: 'schedule', input: undefined });
+    }
+  });
+});
