@@ -2,33 +2,28 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { migrateDatabase } from '../../lib/runs/migrate-database';
-import { seedSampleDatabase } from '../../lib/sample-database/seed-sample-database';
-import { createTestDatabase } from '../support/database';
 import type { TestDatabase } from '../support/database';
 import { projectRoot } from '../support/packaged-template';
-import { startTestS3 } from '../support/s3';
+import { startSampleEnvironment } from '../support/sample-environment';
+import type { SampleEnvironment } from '../support/sample-environment';
 import type { TestS3 } from '../support/s3';
 
 const run = promisify(execFile);
 
 /** `serverless invoke local` runs each worker against the local services, taking settings from the shell. */
 
+let environment: SampleEnvironment | undefined;
 let db: TestDatabase;
 let s3: TestS3;
 let bucket: string;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await migrateDatabase(db.url);
-  await seedSampleDatabase(db.sql);
-  s3 = await startTestS3();
-  bucket = await s3.createBucket();
+  environment = await startSampleEnvironment();
+  ({ db, s3, bucket } = environment);
 });
 
 afterAll(async () => {
-  await s3?.close();
-  await db?.drop();
+  await environment?.stop();
 });
 
 async function invokeLocal(fn: string, data?: string) {

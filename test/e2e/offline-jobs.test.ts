@@ -1,12 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { migrateDatabase } from '../../lib/runs/migrate-database';
-import { seedSampleDatabase } from '../../lib/sample-database/seed-sample-database';
-import { createTestDatabase } from '../support/database';
 import type { TestDatabase } from '../support/database';
 import { localApiKey, startOffline } from '../support/offline';
 import type { Offline } from '../support/offline';
-import { startTestS3 } from '../support/s3';
+import { startSampleEnvironment } from '../support/sample-environment';
+import type { SampleEnvironment } from '../support/sample-environment';
 import type { TestS3 } from '../support/s3';
 
 /**
@@ -15,24 +13,21 @@ import type { TestS3 } from '../support/s3';
  * PostgreSQL and a real S3-protocol server, and the run read back over HTTP.
  */
 
+let environment: SampleEnvironment | undefined;
 let db: TestDatabase;
 let s3: TestS3;
 let bucket: string;
 let offline: Offline;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await migrateDatabase(db.url);
-  await seedSampleDatabase(db.sql);
-  s3 = await startTestS3();
-  bucket = await s3.createBucket();
+  environment = await startSampleEnvironment();
+  ({ db, s3, bucket } = environment);
   offline = await startOffline({ DATABASE_URL: db.url, EXPORT_BUCKET: bucket, S3_ENDPOINT: s3.endpoint });
 }, 180_000);
 
 afterAll(async () => {
   await offline?.stop();
-  await s3?.close();
-  await db?.drop();
+  await environment?.stop();
 });
 
 async function call(method: string, path: string, body?: string, headers: Record<string, string> = {}) {

@@ -1,11 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { migrateDatabase } from '../../lib/runs/migrate-database';
-import { seedSampleDatabase } from '../../lib/sample-database/seed-sample-database';
-import { createTestDatabase } from '../support/database';
 import type { TestDatabase } from '../support/database';
-import { startTestS3 } from '../support/s3';
+import { startSampleEnvironment } from '../support/sample-environment';
+import type { SampleEnvironment } from '../support/sample-environment';
 import type { TestS3 } from '../support/s3';
 
 /**
@@ -93,6 +91,7 @@ function apiEvent(partial: Partial<APIGatewayProxyEvent>): APIGatewayProxyEvent 
 type ApiHandler = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
 type WorkerHandler = (event: unknown, context: Context) => Promise<unknown>;
 
+let environment: SampleEnvironment | undefined;
 let db: TestDatabase;
 let s3: TestS3;
 let bucket: string;
@@ -101,11 +100,8 @@ const unhandled: unknown[] = [];
 const onUnhandled = (reason: unknown) => unhandled.push(reason);
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await migrateDatabase(db.url);
-  await seedSampleDatabase(db.sql);
-  s3 = await startTestS3();
-  bucket = await s3.createBucket();
+  environment = await startSampleEnvironment();
+  ({ db, s3, bucket } = environment);
   Object.assign(process.env, {
     DATABASE_URL: db.url,
     EXPORT_BUCKET: bucket,
@@ -132,8 +128,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   process.off('unhandledRejection', onUnhandled);
-  await s3?.close();
-  await db?.drop();
+  await environment?.stop();
 });
 
 async function expectJson4xx(response: APIGatewayProxyResult, label: string) {
