@@ -57,9 +57,9 @@ export async function runJobWorker(job: Job, event: unknown, context: WorkerCont
     runId = request.runId;
   }
 
-  const claim = await ledger.claim(runId, { leaseMs: context.leaseMs, requestId: context.requestId });
+  const claim = await ledger.claim(runId, { job: job.name, leaseMs: context.leaseMs, requestId: context.requestId });
   if (!claim.claimed) {
-    if (claim.reason === 'not_found') throw new WorkerEventError(`No run has the id ${runId}`);
+    if (claim.reason === 'not_found') throw new WorkerEventError(`No ${job.name} run has the id ${runId}`);
     logger.info('Run not claimed; nothing to do', { job: job.name, runId, reason: claim.reason });
     return { runId, status: 'not_claimed', reason: claim.reason };
   }

@@ -55,7 +55,7 @@ export interface RunLedger {
    * attempts + 1, a lease of leaseMs from now. One conditional UPDATE, so two deliveries of the
    * same event cannot both claim it.
    */
-  claim(runId: string, opts: { leaseMs: number; requestId?: string }): Promise<ClaimOutcome>;
+  claim(runId: string, opts: { job: JobName; leaseMs: number; requestId?: string }): Promise<ClaimOutcome>;
   /** Records progress while the run is running; ignored otherwise (progress is best effort). */
   reportProgress(runId: string, progress: unknown): Promise<void>;
   /** running → succeeded. Throws RunNotFoundError / RunStateError otherwise. */
@@ -236,7 +236,7 @@ function createUncheckedRunLedger(sql: Sql): RunLedger {
       return toRun(row!);
     },
 
-    async claim(runId, { leaseMs, requestId }) {
+    async claim(runId, { job, leaseMs, requestId }) {
       if (!Number.isInteger(leaseMs) || leaseMs <= 0) throw new RangeError(`leaseMs must be a positive whole number, not ${leaseMs}`);
       if (!isUuid(runId)) return { claimed: false, reason: 'not_found' };
 
@@ -256,6 +256,7 @@ function createUncheckedRunLedger(sql: Sql): RunLedger {
                 result = NULL,
                 error = NULL
             WHERE id = ${runId}
+              AND job = ${job}
               AND (status IN ('queued', 'failed', 'timed_out')
                    OR (status = 'running' AND lease_expires_at <= now()))
             RETURNING *`;
@@ -269,7 +270,8 @@ function createUncheckedRunLedger(sql: Sql): RunLedger {
         if (claimedRow) return { claimed: true, run: toRun(claimedRow) };
 
         const row = await findRow(runId);
-        if (!row) return { claimed: false, reason: 'not_found' };
+        // Another job's run is not this worker's to run: to it, no such run exists.
+        if (!row || row.job !== job) return { claimed: false, reason: 'not_found' };
         const run = toRun(row);
         if (row.status === 'succeeded') return { claimed: false, reason: 'already_succeeded', run };
         if (row.status === 'running' && row.lease_live) return { claimed: false, reason: 'running_under_live_lease', run };

@@ -82,7 +82,7 @@ describe('POST /jobs/<job> against the real ledger', () => {
 
   it('an expired lease becomes timed_out and the next POST starts a new run', async () => {
     const stuck = await ledger.enqueue('export', 'http');
-    await ledger.claim(stuck.id, { leaseMs: LEASE_MS, requestId: 'req-1' });
+    await ledger.claim(stuck.id, { job: 'export', leaseMs: LEASE_MS, requestId: 'req-1' });
     await db.sql`update jobs.runs set lease_expires_at = now() - interval '1 second' where id = ${stuck.id}`;
 
     const response = await handleStartJobRequest(countingJob(), bare, { getLedger: async () => ledger, dispatch: async () => {} });
@@ -107,7 +107,7 @@ describe('the worker', () => {
 
   it('a run still under a live lease is not run again by a second delivery', async () => {
     const run = await ledger.enqueue('export', 'http');
-    await ledger.claim(run.id, { leaseMs: LEASE_MS });
+    await ledger.claim(run.id, { job: 'export', leaseMs: LEASE_MS });
     const job = countingJob();
     const outcome = await runJobWorker(job, { runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
     expect(outcome).toMatchObject({ status: 'not_claimed', reason: 'running_under_live_lease' });
@@ -140,6 +140,20 @@ describe('the worker', () => {
     );
     await expect(runJobWorker(exportParams, { schemas: ['nope'] }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger })).rejects.toThrow(/"nope"/);
     expect(await runRows()).toEqual([]);
+  });
+
+  it("refuses another job's run: the time-limited worker does not run an export run", async () => {
+    const exportRun = await ledger.enqueue('export', 'http');
+    const timeLimited = countingJob('time-limited');
+    await expect(runJobWorker(timeLimited, { runId: exportRun.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger })).rejects.toThrow(
+      new WorkerEventError(`No time-limited run has the id ${exportRun.id}`),
+    );
+    expect(timeLimited.runs).toBe(0);
+    expect(await ledger.get(exportRun.id)).toMatchObject({ status: 'queued', attempts: 0 });
+    // The export worker still can.
+    const exporter = countingJob('export');
+    await runJobWorker(exporter, { runId: exportRun.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
+    expect(exporter.runs).toBe(1);
   });
 });
 

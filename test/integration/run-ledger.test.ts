@@ -48,7 +48,7 @@ async function expireLease(id: string, secondsAgo = 60): Promise<void> {
 /** A running run of `job`, claimed with a long lease. */
 async function runningRun(job: JobName = 'export') {
   const run = await ledger.enqueue(job, 'http');
-  const claim = await ledger.claim(run.id, { leaseMs: 900_000, requestId: 'req-1' });
+  const claim = await ledger.claim(run.id, { job, leaseMs: 900_000, requestId: 'req-1' });
   if (!claim.claimed) throw new Error(`setup: could not claim ${run.id}: ${claim.reason}`);
   return claim.run;
 }
@@ -152,7 +152,7 @@ describe('enqueue', () => {
 
     expect(next).toMatchObject({ status: 'queued' });
     expect(await ledger.get(lost.id)).toMatchObject({ status: 'timed_out', error: expect.stringMatching(/never started/) });
-    expect((await ledger.claim(lost.id, { leaseMs: 60_000 })).claimed).toBe(false);
+    expect((await ledger.claim(lost.id, { job: 'export', leaseMs: 60_000 })).claimed).toBe(false);
   });
 
   it('leaves a run queued a little less than that in place: its event may still arrive', async () => {
@@ -197,7 +197,7 @@ describe('claim', () => {
   it('moves a queued run to running: attempt 1, a lease of leaseMs from now, the request id', async () => {
     const queued = await ledger.enqueue('export', 'http', { schemas: ['water'] });
 
-    const outcome = await ledger.claim(queued.id, { leaseMs: 90_000, requestId: 'aws-req-123' });
+    const outcome = await ledger.claim(queued.id, { job: 'export', leaseMs: 90_000, requestId: 'aws-req-123' });
 
     expect(outcome.claimed).toBe(true);
     if (!outcome.claimed) return;
@@ -215,7 +215,7 @@ describe('claim', () => {
 
   it('stores no request id when none is given', async () => {
     const queued = await ledger.enqueue('export', 'manual');
-    const outcome = await ledger.claim(queued.id, { leaseMs: 1_000 });
+    const outcome = await ledger.claim(queued.id, { job: 'export', leaseMs: 1_000 });
     expect(outcome).toMatchObject({ claimed: true, run: { lambdaRequestId: null } });
   });
 
@@ -224,7 +224,7 @@ describe('claim', () => {
     const sql = postgres(db.url, { max: 10, onnotice: () => {} });
     try {
       const busyLedger = createRunLedger(sql);
-      const outcomes = await Promise.all(Array.from({ length: 10 }, () => busyLedger.claim(queued.id, { leaseMs: 60_000 })));
+      const outcomes = await Promise.all(Array.from({ length: 10 }, () => busyLedger.claim(queued.id, { job: 'export', leaseMs: 60_000 })));
       expect(outcomes.filter((o) => o.claimed)).toHaveLength(1);
       expect(outcomes.filter((o) => !o.claimed).map((o) => !o.claimed && o.reason)).toEqual(Array(9).fill('running_under_live_lease'));
       expect((await ledger.get(queued.id))?.attempts).toBe(1);
@@ -238,7 +238,7 @@ describe('claim', () => {
     await ledger.succeed(run.id, { uploaded: 6 });
     const before = await rawRow(run.id);
 
-    const outcome = await ledger.claim(run.id, { leaseMs: 60_000, requestId: 'redelivery' });
+    const outcome = await ledger.claim(run.id, { job: 'export', leaseMs: 60_000, requestId: 'redelivery' });
 
     expect(outcome).toMatchObject({ claimed: false, reason: 'already_succeeded', run: { id: run.id, status: 'succeeded' } });
     expect(await rawRow(run.id)).toEqual(before);
@@ -248,7 +248,7 @@ describe('claim', () => {
     const run = await runningRun();
     const before = await rawRow(run.id);
 
-    const outcome = await ledger.claim(run.id, { leaseMs: 60_000, requestId: 'redelivery' });
+    const outcome = await ledger.claim(run.id, { job: 'export', leaseMs: 60_000, requestId: 'redelivery' });
 
     expect(outcome).toMatchObject({ claimed: false, reason: 'running_under_live_lease', run: { id: run.id } });
     expect(await rawRow(run.id)).toEqual(before);
@@ -259,7 +259,7 @@ describe('claim', () => {
     await ledger.reportProgress(run.id, { tablesDone: 3 });
     await expireLease(run.id);
 
-    const outcome = await ledger.claim(run.id, { leaseMs: 60_000, requestId: 'req-2' });
+    const outcome = await ledger.claim(run.id, { job: 'export', leaseMs: 60_000, requestId: 'req-2' });
 
     expect(outcome).toMatchObject({ claimed: true, run: { status: 'running', attempts: 2, lambdaRequestId: 'req-2', progress: null } });
     if (outcome.claimed) expect(Date.parse(outcome.run.leaseExpiresAt!)).toBeGreaterThan(Date.now());
@@ -269,7 +269,7 @@ describe('claim', () => {
     const run = await runningRun();
     await ledger.fail(run.id, 'connection reset');
 
-    const outcome = await ledger.claim(run.id, { leaseMs: 60_000, requestId: 'retry' });
+    const outcome = await ledger.claim(run.id, { job: 'export', leaseMs: 60_000, requestId: 'retry' });
 
     expect(outcome).toMatchObject({
       claimed: true,
@@ -281,7 +281,7 @@ describe('claim', () => {
     const run = await runningRun();
     await ledger.fail(run.id, 'Task timed out', 'timed_out');
 
-    expect(await ledger.claim(run.id, { leaseMs: 60_000 })).toMatchObject({ claimed: true, run: { status: 'running', attempts: 2 } });
+    expect(await ledger.claim(run.id, { job: 'export', leaseMs: 60_000 })).toMatchObject({ claimed: true, run: { status: 'running', attempts: 2 } });
   });
 
   it('will not retry an old run while a newer run of the job is active', async () => {
@@ -291,7 +291,7 @@ describe('claim', () => {
     const before = await rawRow(old.id);
     expect(before?.status).toBe('timed_out');
 
-    const outcome = await ledger.claim(old.id, { leaseMs: 60_000 });
+    const outcome = await ledger.claim(old.id, { job: 'export', leaseMs: 60_000 });
 
     expect(outcome).toMatchObject({ claimed: false, reason: 'not_claimable', run: { id: old.id, status: 'timed_out' } });
     expect(await rawRow(old.id)).toEqual(before);
@@ -301,21 +301,21 @@ describe('claim', () => {
   it('never claims a skipped run', async () => {
     const active = await ledger.enqueue('export', 'http');
     const skipped = await ledger.recordSkipped('export', 'schedule', active.id);
-    await ledger.succeed((await ledger.claim(active.id, { leaseMs: 1_000 })).run!.id, null);
+    await ledger.succeed((await ledger.claim(active.id, { job: 'export', leaseMs: 1_000 })).run!.id, null);
 
-    expect(await ledger.claim(skipped.id, { leaseMs: 60_000 })).toMatchObject({ claimed: false, reason: 'not_claimable' });
+    expect(await ledger.claim(skipped.id, { job: 'export', leaseMs: 60_000 })).toMatchObject({ claimed: false, reason: 'not_claimable' });
     expect((await ledger.get(skipped.id))?.status).toBe('skipped');
   });
 
   it('answers not_found for an unknown id or one that is not a uuid', async () => {
-    expect(await ledger.claim(UNKNOWN_ID, { leaseMs: 60_000 })).toEqual({ claimed: false, reason: 'not_found' });
-    expect(await ledger.claim('not-a-uuid', { leaseMs: 60_000 })).toEqual({ claimed: false, reason: 'not_found' });
+    expect(await ledger.claim(UNKNOWN_ID, { job: 'export', leaseMs: 60_000 })).toEqual({ claimed: false, reason: 'not_found' });
+    expect(await ledger.claim('not-a-uuid', { job: 'export', leaseMs: 60_000 })).toEqual({ claimed: false, reason: 'not_found' });
   });
 
   it('refuses a lease that is not a positive whole number of milliseconds', async () => {
     const queued = await ledger.enqueue('export', 'http');
-    await expect(ledger.claim(queued.id, { leaseMs: 0 })).rejects.toThrow(RangeError);
-    await expect(ledger.claim(queued.id, { leaseMs: 1.5 })).rejects.toThrow(RangeError);
+    await expect(ledger.claim(queued.id, { job: 'export', leaseMs: 0 })).rejects.toThrow(RangeError);
+    await expect(ledger.claim(queued.id, { job: 'export', leaseMs: 1.5 })).rejects.toThrow(RangeError);
     expect((await ledger.get(queued.id))?.status).toBe('queued');
   });
 });
@@ -333,7 +333,7 @@ describe('reportProgress', () => {
     await ledger.reportProgress(queued.id, { early: true });
     expect((await ledger.get(queued.id))?.progress).toBeNull();
 
-    await ledger.claim(queued.id, { leaseMs: 60_000 });
+    await ledger.claim(queued.id, { job: 'export', leaseMs: 60_000 });
     await ledger.reportProgress(queued.id, { last: true });
     await ledger.succeed(queued.id, { done: true });
     await ledger.reportProgress(queued.id, { late: true });
