@@ -29,6 +29,12 @@ describe('readJsonBody', () => {
     expect(readJsonBody({ body, isBase64Encoded: true, headers: json })).toEqual({ schemas: ['crm'] });
   });
 
+  it.each(['%%%', 'e30', 'e30=x', 'eyJzY2hlbWFzIjpbImNybSJdfQ==!', 'ey Jz', 'e30-'])('answers 400 for the malformed base64 body %j', (body) => {
+    expect(() => readJsonBody({ body, isBase64Encoded: true, headers: json })).toThrow(
+      expect.objectContaining({ statusCode: 400, message: expect.stringMatching(/not valid base64/) }),
+    );
+  });
+
   it('answers 415 for a body that is not sent as JSON', () => {
     expect(statusOf(() => readJsonBody({ body: '{}', isBase64Encoded: false, headers: {} }))).toBe(415);
     expect(statusOf(() => readJsonBody({ body: '{}', isBase64Encoded: false, headers: { 'Content-Type': 'text/plain' } }))).toBe(415);
