@@ -64,7 +64,11 @@ export interface ExportSettings {
 export function readExportSettings(env: Env): ExportSettings {
   const bucket = required(env, 'EXPORT_BUCKET', 'the S3 bucket the export tarballs go to');
   const prefix = env.EXPORT_PREFIX ?? 'export/';
-  if (prefix.startsWith('/')) throw new ConfigError('EXPORT_PREFIX must not start with "/"');
+  // The worker's S3 grant is `<bucket>/<prefix>*`: an empty prefix, or one that is not a folder,
+  // would let it write over other keys of the bucket.
+  if (!/^[^/*?\s][^*?\s]*\/$/.test(prefix) || prefix.includes('//')) {
+    throw new ConfigError(`EXPORT_PREFIX must be a folder of the bucket: not empty, ending in "/", not starting with "/", no "//", spaces, "*" or "?" (it is ${JSON.stringify(prefix)})`);
+  }
   const schemas = parseSchemaList(optional(env, 'EXPORT_SCHEMAS'));
   return { bucket, prefix, schemas, s3Endpoint: url(env, 'S3_ENDPOINT') };
 }

@@ -20,11 +20,23 @@ export function connectDatabase(url: string): Sql {
   });
 }
 
-/** Reads the connection string from SSM Parameter Store (SecureString, decrypted). */
-export async function readDatabaseUrlParameter(name: string, ssm: SSMClient = new SSMClient({})): Promise<string> {
-  const { Parameter } = await ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }));
-  if (!Parameter?.Value) throw new Error(`SSM parameter ${name} has no value`);
-  return Parameter.Value;
+/**
+ * Reads the connection string from SSM Parameter Store (SecureString, decrypted). A failure names
+ * the parameter and the settings involved: locally it usually means DATABASE_URL is not set.
+ */
+export async function readDatabaseUrlParameter(name: string, ssm: Pick<SSMClient, 'send'> = new SSMClient({})): Promise<string> {
+  let value: string | undefined;
+  try {
+    const { Parameter } = await ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }));
+    value = Parameter?.Value;
+  } catch (error) {
+    throw new Error(
+      `Could not read the database connection string from the SSM parameter ${name} (DATABASE_URL_PARAMETER): ${(error as Error).message}. For local use, set DATABASE_URL instead.`,
+      { cause: error },
+    );
+  }
+  if (!value) throw new Error(`The SSM parameter ${name} (DATABASE_URL_PARAMETER) has no value`);
+  return value;
 }
 
 let cached: Promise<Sql> | undefined;

@@ -28,6 +28,13 @@ describe('readExportSettings', () => {
     expect(() => readExportSettings({ EXPORT_BUCKET: 'b', EXPORT_SCHEMAS: 'crm,crm' })).toThrow(/twice/);
   });
 
+  it('takes an EXPORT_PREFIX that is a folder, and refuses one that would widen the S3 grant', () => {
+    expect(readExportSettings({ EXPORT_BUCKET: 'b', EXPORT_PREFIX: 'wrls/exports/' }).prefix).toBe('wrls/exports/');
+    for (const prefix of ['', 'export', '/export/', 'ex*/', 'a//b/', 'my exports/', '/']) {
+      expect(() => readExportSettings({ EXPORT_BUCKET: 'b', EXPORT_PREFIX: prefix }), prefix).toThrow(/EXPORT_PREFIX must be a folder/);
+    }
+  });
+
   it('refuses an S3_ENDPOINT that is not a URL, and treats an empty one as unset', () => {
     expect(() => readExportSettings({ EXPORT_BUCKET: 'b', S3_ENDPOINT: 'not a url' })).toThrow(/S3_ENDPOINT/);
     expect(readExportSettings({ EXPORT_BUCKET: 'b', S3_ENDPOINT: '' }).s3Endpoint).toBeUndefined();
