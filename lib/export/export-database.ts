@@ -5,6 +5,7 @@ import type { Sql } from 'postgres';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { logger } from '../logger';
 import { exportSchema } from './export-schema';
+import { RUN_FOLDER_PREFIX, removeLeftoverRunFolders } from './remove-leftover-run-folders';
 import type { TableSummary } from './export-schema';
 
 export type { TableSummary } from './export-schema';
@@ -21,6 +22,11 @@ export interface ExportDeps {
   s3: S3Client;
   /** Where the per-run temporary folder is made; os.tmpdir() unless given. */
   tmpRoot?: string;
+  /**
+   * First remove run folders left in tmpRoot by runs that were stopped (see
+   * removeLeftoverRunFolders): only where no other run can share tmpRoot, i.e. in AWS Lambda.
+   */
+  removeLeftoverRunFolders?: boolean;
 }
 
 export interface SchemaOutcome {
@@ -78,7 +84,9 @@ export async function exportDatabase(
   onProgress?: (progress: ExportProgress) => void,
 ): Promise<ExportResult> {
   const started = performance.now();
-  const runFolder = await mkdtemp(join(deps.tmpRoot ?? tmpdir(), 'waj-export-'));
+  const tmpRoot = deps.tmpRoot ?? tmpdir();
+  if (deps.removeLeftoverRunFolders) await removeLeftoverRunFolders(tmpRoot);
+  const runFolder = await mkdtemp(join(tmpRoot, RUN_FOLDER_PREFIX));
   const outcomes: SchemaOutcome[] = [];
   const progress: ExportProgress = { schemasDone: 0, schemasTotal: settings.schemas.length, tablesDone: 0, rows: 0, bytes: 0 };
   try {

@@ -28,14 +28,18 @@ export function parseExportParams(input: Record<string, unknown> | undefined, co
   return { schemas: configured.filter((s) => schemas.includes(s)) };
 }
 
-export function createExportJob(settings: ExportSettings, s3: S3Client): Job<ExportParams> {
+/**
+ * `removeLeftoverRunFolders`: clear the temp folders of stopped runs before each run; only where a
+ * run has its temp folder to itself (see removeLeftoverRunFolders).
+ */
+export function createExportJob(settings: ExportSettings, s3: S3Client, { removeLeftoverRunFolders = false } = {}): Job<ExportParams> {
   return {
     name: 'export',
     parseParams: (input) => parseExportParams(input, settings.schemas),
     async run(params, { sql, reportProgress }) {
       const result = await exportDatabase(
         { bucket: settings.bucket, prefix: settings.prefix, schemas: params.schemas ?? settings.schemas },
-        { sql, s3 },
+        { sql, s3, removeLeftoverRunFolders },
         reportProgress,
       );
       assertExportSucceeded(result);

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
@@ -210,5 +210,30 @@ describe('exportDatabase when things fail', () => {
     expect(thrown).toBeInstanceOf(ExportFailedError);
     expect((thrown as ExportFailedError).result).toBe(result);
     expect((thrown as Error).message).toMatch(/2 of 3 schemas: no_such_schema .*only_views/);
+  });
+});
+
+describe('run folders left by a run that Lambda stopped', () => {
+  async function leaveFolders(): Promise<void> {
+    await mkdir(join(tmpRoot, 'waj-export-Ab12Cd', '0'), { recursive: true });
+    await writeFile(join(tmpRoot, 'waj-export-Ab12Cd', '0', 'licences.csv'), 'id,ref\n1,half written');
+    await mkdir(join(tmpRoot, 'waj-export-tmp-zz9999'));
+    await mkdir(join(tmpRoot, 'someone-else'));
+  }
+
+  it('are removed before the run when asked (in AWS), and nothing else is', async () => {
+    await leaveFolders();
+    const result = await exportDatabase({ bucket, prefix: 'export/', schemas: ['good'] }, { sql: db.sql, s3: s3.client, tmpRoot, removeLeftoverRunFolders: true });
+    expect(failed(result)).toEqual([]);
+    expect((await readdir(tmpRoot)).sort()).toEqual(['someone-else', 'waj-export-tmp-zz9999']);
+    await rm(join(tmpRoot, 'someone-else'), { recursive: true });
+    await rm(join(tmpRoot, 'waj-export-tmp-zz9999'), { recursive: true });
+  });
+
+  it('are left alone otherwise (locally other runs may share the folder)', async () => {
+    await leaveFolders();
+    await exportTo(['good'], db.sql);
+    expect((await readdir(tmpRoot)).sort()).toEqual(['someone-else', 'waj-export-Ab12Cd', 'waj-export-tmp-zz9999']);
+    for (const name of await readdir(tmpRoot)) await rm(join(tmpRoot, name), { recursive: true });
   });
 });
