@@ -3,6 +3,7 @@ import type { LambdaClient } from '@aws-sdk/client-lambda';
 import type { DispatchSettings } from '../config';
 import { createLambdaClient } from '../clients/lambda';
 import { logger } from '../logger';
+import { isFailureRecordedOnRun } from './failure-recorded-on-run';
 
 /** The event an API function hands its worker. */
 export interface RunEvent {
@@ -19,8 +20,9 @@ export class DispatchError extends Error {
 /**
  * `lambda`: an asynchronous Lambda invoke (`InvocationType: 'Event'`), which returns once Lambda
  * has queued the event, so the API can answer at once and the worker runs on after it.
- * `inline`: runs the worker in this process and awaits it (local use and tests). A worker that
- * fails inline has recorded its failure on the run itself, so the hand-over still succeeded.
+ * `inline`: runs the worker in this process and awaits it (local use and tests). A job that
+ * fails inline has recorded its failure on the run itself, so the hand-over still succeeded; a
+ * worker that fails before taking the run (e.g. no database) rejects as a failed hand-over.
  */
 export function createDispatch(
   settings: DispatchSettings,
@@ -32,6 +34,8 @@ export function createDispatch(
       try {
         await runInline(event);
       } catch (error) {
+        // Failed before taking the run (bad event, no database): the work was not handed over.
+        if (!isFailureRecordedOnRun(error)) throw new DispatchError(`The inline worker did not take the run: ${(error as Error).message}`);
         logger.error('Inline worker failed; the run records the cause', { runId: event.runId, error: error as Error });
       }
     };

@@ -53,7 +53,13 @@ export async function handleStartJobRequest(job: Job, event: StartJobEvent, deps
     } catch (error) {
       const cause = (error as Error).message;
       logger.error('Could not hand the run to the worker', { job: job.name, runId, error: error as Error });
-      await ledger.fail(runId, `Could not hand the run to the worker: ${cause}`);
+      try {
+        await ledger.fail(runId, `Could not hand the run to the worker: ${cause}`);
+      } catch (recordError) {
+        // Still 503: the caller must know the job did not start. The run stays queued until it
+        // expires (QUEUED_RUN_EXPIRY_SECONDS), which the run's GET route shows meanwhile.
+        logger.error('Could not record the failed hand-over on the run', { job: job.name, runId, error: recordError as Error });
+      }
       throw new HttpError(503, `The ${job.name} job could not be started; try again later`, { runId });
     }
     logger.info('Run queued', { job: job.name, runId, params });

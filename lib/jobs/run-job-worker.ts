@@ -3,6 +3,7 @@ import { logger } from '../logger';
 import { createProgressReporter } from '../runs/progress-reporter';
 import { ActiveRunError } from '../runs/run-ledger';
 import type { RunLedger, RunStatus } from '../runs/run-ledger';
+import { markFailureRecordedOnRun } from './failure-recorded-on-run';
 import type { Job } from './job';
 import { InvalidParamsError } from './job-params';
 import { parseWorkerEvent, WorkerEventError } from './worker-event';
@@ -74,6 +75,6 @@ export async function runJobWorker(job: Job, event: unknown, context: WorkerCont
   } catch (error) {
     await progress.flush();
     await ledger.fail(runId, describe(error));
-    throw error;
+    throw markFailureRecordedOnRun(error);
   }
 }

@@ -89,6 +89,21 @@ describe('handleStartJobRequest', () => {
     expect(ledger.fail).toHaveBeenCalledWith(runId, expect.stringContaining('ECONNREFUSED'));
   });
 
+  it('still answers 503 when the failed hand-over cannot be recorded either', async () => {
+    const ledger = fakeLedger({
+      fail: vi.fn(async () => {
+        throw new Error('Connection terminated unexpectedly');
+      }),
+    });
+    const dispatch = vi.fn(async () => {
+      throw new Error('connect ECONNREFUSED 127.0.0.1:3002');
+    });
+    const response = await handleStartJobRequest(job, post(null), { getLedger: async () => ledger, dispatch });
+    expect(response.statusCode).toBe(503);
+    expect(JSON.parse(response.body)).toMatchObject({ runId, error: expect.stringMatching(/could not be started/) });
+    expect(ledger.fail).toHaveBeenCalledTimes(1);
+  });
+
   it('answers a bare 500 without internals when the database is unreachable', async () => {
     const response = await handleStartJobRequest(job, post(null), {
       getLedger: async () => {
