@@ -45,7 +45,13 @@ export async function streamTableAsCsv(
       hash.update(chunk);
       records.scan(chunk);
       bytes += chunk.length;
-      await file.write(chunk);
+      // write(2) may write less than asked (e.g. a disk filling up on the last chunk, where no
+      // later write would fail): finish the chunk, so the file always holds what was hashed.
+      for (let written = 0; written < chunk.length; ) {
+        const { bytesWritten } = await file.write(chunk, written, chunk.length - written);
+        if (bytesWritten === 0) throw new Error(`Could not write to ${path}: no bytes written (disk full?)`);
+        written += bytesWritten;
+      }
       onBytes?.(bytes);
     }
   } finally {

@@ -7,7 +7,7 @@ import { createRunLedger } from '../runs/run-ledger';
 import { createDispatch } from './dispatch';
 import { handleStartJobRequest } from './handle-start-job-request';
 import type { Job } from './job';
-import { runJobWorker } from './run-job-worker';
+import { parseJobWorkerEvent, runJobWorker } from './run-job-worker';
 import type { WorkerDeps, WorkerOutcome } from './run-job-worker';
 
 /** The lease of a run carried out in-process (inline dispatch): as long as a Lambda may run. */
@@ -41,6 +41,8 @@ export function createJobWorkerFunction(job: Job, env: Env) {
   const database = readDatabaseSettings(env);
   return async (event: unknown, context: Context): Promise<WorkerResponse> => {
     try {
+      // A malformed event is refused before anything is connected (and so whatever is down).
+      parseJobWorkerEvent(job, event);
       return await runJobWorker(
         job,
         event,

@@ -30,22 +30,33 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+export type JobWorkerRequest = { kind: 'run'; runId: string } | { kind: 'new'; trigger: 'schedule' | 'manual'; params: Record<string, unknown> };
+
+/**
+ * Reads a worker event and, for a new run, the job's params from it. Pure: a worker checks its
+ * event with it before connecting to anything. Throws WorkerEventError saying what is wrong.
+ */
+export function parseJobWorkerEvent(job: Job, event: unknown): JobWorkerRequest {
+  const request = parseWorkerEvent(event);
+  if (request.kind !== 'new') return request;
+  try {
+    return { kind: 'new', trigger: request.trigger, params: job.parseParams(request.input) };
+  } catch (error) {
+    if (error instanceof InvalidParamsError) throw new WorkerEventError(error.message);
+    throw error;
+  }
+}
+
 /**
  * One worker invocation: find or record the run, claim it, do the job, record how it ended.
  * Rejects when the job failed (after recording it), so Lambda's retries and on-failure
  * destination see the failure.
  */
 export async function runJobWorker(job: Job, event: unknown, context: WorkerContext, { sql, ledger }: WorkerDeps): Promise<WorkerOutcome> {
-  const request = parseWorkerEvent(event);
+  const request = parseJobWorkerEvent(job, event);
   let runId: string;
   if (request.kind === 'new') {
-    let params: Record<string, unknown>;
-    try {
-      params = job.parseParams(request.input);
-    } catch (error) {
-      if (error instanceof InvalidParamsError) throw new WorkerEventError(error.message);
-      throw error;
-    }
+    const { params } = request;
     try {
       runId = (await ledger.enqueue(job.name, request.trigger, params)).id;
     } catch (error) {
