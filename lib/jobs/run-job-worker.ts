@@ -84,8 +84,15 @@ export async function runJobWorker(job: Job, event: unknown, context: WorkerCont
     await ledger.succeed(runId, result);
     return { runId, status: 'succeeded', result };
   } catch (error) {
-    await progress.flush();
-    await ledger.fail(runId, describe(error));
+    try {
+      await progress.flush();
+      await ledger.fail(runId, describe(error));
+    } catch (recordError) {
+      // Keep the job's own error for Lambda; the run stays running until a retry of this request
+      // takes it over (claim) or its lease ends.
+      logger.error('Could not record the failed run', { job: job.name, runId, error: recordError as Error });
+      throw error;
+    }
     throw markFailureRecordedOnRun(error);
   }
 }

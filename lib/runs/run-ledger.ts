@@ -51,8 +51,9 @@ export interface RunLedger {
   /** Records a run that did not happen because `activeRunId` was active; its result names that run. */
   recordSkipped(job: JobName, trigger: Trigger, activeRunId: string): Promise<Run>;
   /**
-   * Starts an attempt: queued, failed, timed_out, or running with an expired lease → running,
-   * attempts + 1, a lease of leaseMs from now. One conditional UPDATE, so two deliveries of the
+   * Starts an attempt: queued, failed, timed_out, running with an expired lease, or running under
+   * the same Lambda request id (a retry of an attempt that crashed) → running, attempts + 1, a
+   * lease of leaseMs from now. One conditional UPDATE, so two deliveries of the
    * same event cannot both claim it.
    */
   claim(runId: string, opts: { job: JobName; leaseMs: number; requestId?: string }): Promise<ClaimOutcome>;
@@ -258,7 +259,11 @@ function createUncheckedRunLedger(sql: Sql): RunLedger {
             WHERE id = ${runId}
               AND job = ${job}
               AND (status IN ('queued', 'failed', 'timed_out')
-                   OR (status = 'running' AND lease_expires_at <= now()))
+                   OR (status = 'running' AND lease_expires_at <= now())
+                   -- Lambda retries an asynchronous invocation with the same request id, and never
+                   -- runs two attempts of one request at once: a running run of this request is
+                   -- the attempt that crashed (out of memory, runtime exit) before recording it.
+                   OR (status = 'running' AND lambda_request_id = ${requestId ?? null}))
             RETURNING *`;
         } catch (error) {
           // Retrying a failed or timed-out run while a newer run of the job is active: the

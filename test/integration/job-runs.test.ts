@@ -142,6 +142,21 @@ describe('the worker', () => {
     expect(await runRows()).toEqual([]);
   });
 
+  it("keeps the job's error when its failure cannot be recorded; Lambda's retry of the request resumes the run", async () => {
+    const run = await ledger.enqueue('export', 'http');
+    const failing: Job = { ...countingJob(), run: async () => Promise.reject(new Error('S3 is having a bad day')) };
+    const ledgerThatCannotFail = { ...ledger, fail: async () => Promise.reject(new Error('Connection terminated')) };
+    await expect(
+      runJobWorker(failing, { runId: run.id }, { leaseMs: LEASE_MS, requestId: 'req-9' }, { sql: db.sql, ledger: ledgerThatCannotFail }),
+    ).rejects.toThrow('S3 is having a bad day');
+    expect(await ledger.get(run.id)).toMatchObject({ status: 'running', attempts: 1 });
+
+    // The lease is still live, but the same request id marks Lambda's retry of the crashed attempt.
+    const outcome = await runJobWorker(countingJob(), { runId: run.id }, { leaseMs: LEASE_MS, requestId: 'req-9' }, { sql: db.sql, ledger });
+    expect(outcome).toMatchObject({ status: 'succeeded' });
+    expect(await ledger.get(run.id)).toMatchObject({ status: 'succeeded', attempts: 2 });
+  });
+
   it("refuses another job's run: the time-limited worker does not run an export run", async () => {
     const exportRun = await ledger.enqueue('export', 'http');
     const timeLimited = countingJob('time-limited');

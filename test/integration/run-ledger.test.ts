@@ -254,6 +254,14 @@ describe('claim', () => {
     expect(await rawRow(run.id)).toEqual(before);
   });
 
+  it("takes over a running run under a live lease when Lambda retries the same request (the attempt crashed)", async () => {
+    const run = await runningRun(); // claimed by request 'req-1'
+
+    const outcome = await ledger.claim(run.id, { job: 'export', leaseMs: 60_000, requestId: 'req-1' });
+
+    expect(outcome).toMatchObject({ claimed: true, run: { id: run.id, status: 'running', attempts: 2, lambdaRequestId: 'req-1' } });
+  });
+
   it('takes over a running run whose lease has expired, as attempt 2', async () => {
     const run = await runningRun();
     await ledger.reportProgress(run.id, { tablesDone: 3 });
