@@ -55,10 +55,15 @@ export function parseJobWorkerEvent(job: Job, event: unknown): JobWorkerRequest 
 export async function runJobWorker(job: Job, event: unknown, context: WorkerContext, { sql, ledger }: WorkerDeps): Promise<WorkerOutcome> {
   const request = parseJobWorkerEvent(job, event);
   let runId: string;
-  if (request.kind === 'new') {
+  // Lambda retries an asynchronous invocation with the same request id: a scheduled or manual
+  // event that already recorded a run resumes that run (or finds it done) rather than add one.
+  const earlier = request.kind === 'new' && context.requestId !== undefined ? await ledger.findByRequestId(job.name, context.requestId) : undefined;
+  if (earlier) {
+    runId = earlier.id;
+  } else if (request.kind === 'new') {
     const { params } = request;
     try {
-      runId = (await ledger.enqueue(job.name, request.trigger, params)).id;
+      runId = (await ledger.enqueue(job.name, request.trigger, params, context.requestId)).id;
     } catch (error) {
       if (!(error instanceof ActiveRunError)) throw error;
       const skipped = await ledger.recordSkipped(job.name, request.trigger, error.activeRunId);

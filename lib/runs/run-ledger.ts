@@ -45,9 +45,12 @@ export interface RunLedger {
   /**
    * Marks this job's running runs whose lease has expired as timed_out, then inserts a queued
    * run. Throws ActiveRunError (naming the active run) when one is queued or running; the unique
-   * index decides that, not a prior read.
+   * index decides that, not a prior read. `requestId`: the Lambda request of the worker that
+   * records the run (a scheduled or manual trigger), so that Lambda's retry of it finds the run.
    */
-  enqueue(job: JobName, trigger: Trigger, params?: Record<string, unknown>): Promise<Run>;
+  enqueue(job: JobName, trigger: Trigger, params?: Record<string, unknown>, requestId?: string): Promise<Run>;
+  /** The newest run of `job` recorded or last attempted by the Lambda request `requestId`. */
+  findByRequestId(job: JobName, requestId: string): Promise<Run | undefined>;
   /** Records a run that did not happen because `activeRunId` was active; its result names that run. */
   recordSkipped(job: JobName, trigger: Trigger, activeRunId: string): Promise<Run>;
   /**
@@ -160,6 +163,7 @@ export function createRunLedger(sql: Sql): RunLedger {
   const ledger = createUncheckedRunLedger(sql);
   return {
     enqueue: explainMissingTable(ledger.enqueue),
+    findByRequestId: explainMissingTable(ledger.findByRequestId),
     recordSkipped: explainMissingTable(ledger.recordSkipped),
     claim: explainMissingTable(ledger.claim),
     reportProgress: explainMissingTable(ledger.reportProgress),
@@ -195,7 +199,7 @@ function createUncheckedRunLedger(sql: Sql): RunLedger {
   }
 
   return {
-    async enqueue(job, trigger, params = {}) {
+    async enqueue(job, trigger, params = {}, requestId) {
       // A run still 'running' past its lease lost its worker to the Lambda timeout. The lease
       // was that timeout, so the run ended when the lease did.
       await sql`
@@ -215,8 +219,8 @@ function createUncheckedRunLedger(sql: Sql): RunLedger {
       for (let attempt = 0; ; attempt += 1) {
         try {
           const [row] = await sql<RunRow[]>`
-            INSERT INTO jobs.runs (job, trigger, status, params)
-            VALUES (${job}, ${trigger}, 'queued', ${sql.json(params as JSONValue)})
+            INSERT INTO jobs.runs (job, trigger, status, params, lambda_request_id)
+            VALUES (${job}, ${trigger}, 'queued', ${sql.json(params as JSONValue)}, ${requestId ?? null})
             RETURNING *`;
           return toRun(row!);
         } catch (error) {
@@ -227,6 +231,15 @@ function createUncheckedRunLedger(sql: Sql): RunLedger {
           if (attempt >= RACE_RETRIES) throw error;
         }
       }
+    },
+
+    async findByRequestId(job, requestId) {
+      const [row] = await sql<RunRow[]>`
+        SELECT * FROM jobs.runs
+        WHERE job = ${job} AND lambda_request_id = ${requestId}
+        ORDER BY requested_at DESC
+        LIMIT 1`;
+      return row && toRun(row);
     },
 
     async recordSkipped(job, trigger, activeRunId) {

@@ -157,6 +157,33 @@ describe('the worker', () => {
     expect(await ledger.get(run.id)).toMatchObject({ status: 'succeeded', attempts: 2 });
   });
 
+  it("Lambda's retries of a scheduled event resume its run, and a redelivery after success does nothing", async () => {
+    const job = countingJob('time-limited');
+    let failNext = true;
+    const flaky: Job = {
+      ...job,
+      run: async (params, deps) => {
+        if (failNext) {
+          failNext = false;
+          throw new Error('Connection terminated');
+        }
+        return job.run(params, deps);
+      },
+    };
+    const scheduled = { trigger: 'schedule' };
+    const attempt = () => runJobWorker(flaky, scheduled, { leaseMs: LEASE_MS, requestId: 'sched-req-1' }, { sql: db.sql, ledger });
+
+    await expect(attempt()).rejects.toThrow('Connection terminated');
+    await expect(attempt()).resolves.toMatchObject({ status: 'succeeded' });
+    await expect(attempt()).resolves.toMatchObject({ status: 'not_claimed', reason: 'already_succeeded' });
+
+    expect(job.runs).toBe(1);
+    expect(await db.sql`select status, trigger, attempts from jobs.runs`).toEqual([{ status: 'succeeded', trigger: 'schedule', attempts: 2 }]);
+    // A new scheduled event (another request) is a new run.
+    await runJobWorker(flaky, scheduled, { leaseMs: LEASE_MS, requestId: 'sched-req-2' }, { sql: db.sql, ledger });
+    expect(job.runs).toBe(2);
+  });
+
   it("refuses another job's run: the time-limited worker does not run an export run", async () => {
     const exportRun = await ledger.enqueue('export', 'http');
     const timeLimited = countingJob('time-limited');
