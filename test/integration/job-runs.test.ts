@@ -105,6 +105,19 @@ describe('the worker', () => {
     ]);
   });
 
+  it('a scheduled trigger while a run is running (claimed, live lease) records a skipped run', async () => {
+    const active = await ledger.enqueue('time-limited', 'http');
+    await ledger.claim(active.id, { job: 'time-limited', leaseMs: LEASE_MS, requestId: 'req-running' });
+    const job = countingJob('time-limited');
+    const outcome = await runJobWorker(job, { trigger: 'schedule' }, { leaseMs: LEASE_MS, requestId: 'req-schedule' }, { sql: db.sql, ledger });
+    expect(outcome).toMatchObject({ status: 'skipped', activeRunId: active.id });
+    expect(job.runs).toBe(0);
+    expect(await runRows()).toEqual([
+      { status: 'running', trigger: 'http' },
+      { status: 'skipped', trigger: 'schedule' },
+    ]);
+  });
+
   it('a run still under a live lease is not run again by a second delivery', async () => {
     const run = await ledger.enqueue('export', 'http');
     await ledger.claim(run.id, { job: 'export', leaseMs: LEASE_MS });
