@@ -7,6 +7,7 @@ import { markFailureRecordedOnRun } from './failure-recorded-on-run';
 import type { Job } from './job';
 import { InvalidParamsError } from './job-params';
 import { parseWorkerEvent, WorkerEventError } from './worker-event';
+import type { WorkerRequest } from './worker-event';
 
 export interface WorkerContext {
   /** The Lambda request id of this attempt, recorded on the run. */
@@ -30,7 +31,10 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-export type JobWorkerRequest = { kind: 'run'; runId: string } | { kind: 'new'; trigger: 'schedule' | 'manual'; params: Record<string, unknown> };
+/** A WorkerRequest whose input has been read as the job's params. */
+export type JobWorkerRequest =
+  | Extract<WorkerRequest, { kind: 'run' }>
+  | (Omit<Extract<WorkerRequest, { kind: 'new' }>, 'input'> & { params: Record<string, unknown> });
 
 /**
  * Reads a worker event and, for a new run, the job's params from it. Pure: a worker checks its
