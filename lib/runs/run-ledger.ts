@@ -273,9 +273,10 @@ function createUncheckedRunLedger(sql: Sql): RunLedger {
               AND job = ${job}
               AND (status IN ('queued', 'failed', 'timed_out')
                    OR (status = 'running' AND lease_expires_at <= now())
-                   -- Lambda retries an asynchronous invocation with the same request id, and never
-                   -- runs two attempts of one request at once: a running run of this request is
-                   -- the attempt that crashed (out of memory, runtime exit) before recording it.
+                   -- Lambda retries an asynchronous invocation with the same request id, after the
+                   -- attempt ended: a running run of this request is the attempt that crashed (out
+                   -- of memory, runtime exit) before recording it. A rare duplicate delivery
+                   -- running alongside is harmless: both jobs are idempotent.
                    OR (status = 'running' AND lambda_request_id = ${requestId ?? null}))
             RETURNING *`;
         } catch (error) {
