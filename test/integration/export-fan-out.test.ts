@@ -247,6 +247,15 @@ describe('the coordinator', () => {
       await runStepWorker({ runId: run.id, step: name }, ok, { leaseMs: LEASE_MS, maxAttempts: 1 }, { sql: db.sql, steps });
     }
     expect(await ledger.get(run.id)).toMatchObject({ status: 'failed', error: expect.stringMatching(/returns failed: Could not hand/) });
+
+    // A late redelivery of the coordinator's event resumes the failed run as runs are, finds
+    // every step ended, and closes it again at once rather than leave it running.
+    const late = handOverOnly();
+    await expect(runJobWorker(late.job, { runId: run.id }, { leaseMs: LEASE_MS, requestId: 'late' }, { sql: db.sql, ledger })).rejects.toThrow(
+      /returns failed/,
+    );
+    expect(late.handed).toEqual([]);
+    expect(await ledger.get(run.id)).toMatchObject({ status: 'failed', attempts: 2 });
   });
 });
 
