@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { adminUrl } from '../support/database';
 import type { TestDatabase } from '../support/database';
 import type { RunWithSteps } from '../../lib/runs/run-ledger';
@@ -98,6 +99,29 @@ describe('serverless offline, end to end', () => {
     const history = await call('GET', '/jobs/export/runs?limit=5');
     const { runs } = (await history.json()) as { runs: { id: string; trigger: string }[] };
     expect(runs[0]).toMatchObject({ id: runId, trigger: 'http' });
+  });
+
+  it('a redelivered step event, through the Lambda API, uploads nothing a second time', async () => {
+    const [step] = await db.sql<{ run_id: string; name: string }[]>`
+      SELECT run_id, name FROM jobs.run_steps WHERE name = 'crm' AND status = 'succeeded' LIMIT 1`;
+    expect(step, 'the three-schema export ran first').toBeDefined();
+    const head = () => s3.client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'export/crm.tgz' }));
+    const before = await head();
+    const lambda = new LambdaClient({ endpoint: offline.lambdaEndpoint, region: 'eu-west-2', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    try {
+      const answer = await lambda.send(
+        new InvokeCommand({
+          FunctionName: 'water-abstraction-jobs-dev-exportSchemaWorker',
+          Payload: Buffer.from(JSON.stringify({ runId: step!.run_id, step: 'crm' })),
+        }),
+      );
+      expect(JSON.parse(Buffer.from(answer.Payload!).toString())).toMatchObject({ status: 'not_claimed', reason: 'already_succeeded' });
+    } finally {
+      lambda.destroy();
+    }
+    const after = await head();
+    expect([after.ETag, after.LastModified]).toEqual([before.ETag, before.LastModified]);
+    expect(await db.sql`SELECT status, attempts FROM jobs.run_steps WHERE run_id = ${step!.run_id} AND name = 'crm'`).toEqual([{ status: 'succeeded', attempts: 1 }]);
   });
 
   it('a schema with a table the role cannot read: that step fails naming the table, the others upload, the run fails naming it', async () => {
