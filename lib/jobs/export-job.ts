@@ -1,6 +1,8 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { ExportSettings } from '../config';
 import { assertExportSucceeded, exportDatabase } from '../export/export-database';
+import type { ExportResult, SchemaOutcome } from '../export/export-database';
+import { recordStepMetrics } from '../metrics';
 import type { Job } from './job';
 import { InvalidParamsError, rejectUnknownFields } from './job-params';
 
@@ -42,8 +44,29 @@ export function createExportJob(settings: ExportSettings, s3: S3Client, { remove
         { sql, s3, removeLeftoverRunFolders },
         reportProgress,
       );
+      for (const outcome of result.schemas) recordSchemaMetrics(outcome);
       assertExportSucceeded(result);
       return result;
     },
+    measure(result) {
+      const { schemas } = result as ExportResult;
+      return { rows: sum(schemas.map((s) => s.rows ?? 0)), bytes: sum(schemas.map((s) => s.bytes ?? 0)) };
+    },
   };
+}
+
+/** A schema's figures as the metrics of one export step (per schema). */
+export function recordSchemaMetrics(outcome: SchemaOutcome): void {
+  recordStepMetrics({
+    job: 'export',
+    schema: outcome.schema,
+    outcome: outcome.status,
+    durationMs: outcome.timeTakenMs,
+    rows: outcome.rows,
+    bytes: outcome.bytes,
+  });
+}
+
+function sum(values: number[]): number {
+  return values.reduce((total, value) => total + value, 0);
 }

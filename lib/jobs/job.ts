@@ -14,4 +14,6 @@ export interface Job<Params extends Record<string, unknown> = Record<string, unk
   parseParams(input: Record<string, unknown> | undefined): Params;
   /** Does the work; resolves with the result recorded on the run, rejects if the run failed. */
   run(params: Params, context: JobContext): Promise<unknown>;
+  /** Rows and bytes of a successful run's result, for its metrics (see lib/metrics.ts). */
+  measure?(result: unknown): { rows?: number; bytes?: number };
 }
