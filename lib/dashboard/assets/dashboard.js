@@ -346,7 +346,7 @@
     if (!active) return;
     box.append(
       el('h3', {}, 'Active run ', statusBadge(active.status)),
-      el('p', {}, `Started ${formatTime(active.startedAt || active.requestedAt)} · ${formatDuration(durationOf(active))} so far · attempt ${active.attempts} · `,
+      el('p', {}, active.startedAt ? `Started ${formatTime(active.startedAt)} · ${formatDuration(durationOf(active))} so far · attempt ${active.attempts} · ` : `Requested ${formatTime(active.requestedAt)}, waiting for the worker · `,
         el('a', { href: `#run=${active.id}` }, 'details')),
       renderProgress(active, overview && overview.schemas),
     );
