@@ -355,7 +355,8 @@
   function renderRuns(panel) {
     const { listed, openErrors } = panel.state;
     const rows = listed.map((run) => {
-      const details = el('td', { class: 'details' });
+      // One block inside the cell, so the phone layout (a grid of label and value) keeps it whole.
+      const details = el('div');
       const params = describeParams(run);
       if (params) details.append(el('div', {}, params));
       if (run.error) {
@@ -365,19 +366,22 @@
         details.append(more);
       }
       details.append(el('a', { href: `#run=${run.id}`, 'aria-label': `Run ${run.id}` }, 'run'));
+      // data-label: the column's name, shown beside each cell when a phone's width stacks them.
       return el('tr', { 'data-run': run.id },
-        el('td', {}, statusBadge(run.status)),
-        el('td', {}, String(run.trigger)),
-        el('td', {}, String(run.attempts)),
-        el('td', {}, formatTime(run.requestedAt)),
-        el('td', {}, formatDuration(durationOf(run))),
-        details);
+        el('td', { 'data-label': 'Status' }, statusBadge(run.status)),
+        el('td', { 'data-label': 'Trigger' }, String(run.trigger)),
+        el('td', { 'data-label': 'Attempts' }, String(run.attempts)),
+        el('td', { 'data-label': 'Requested' }, formatTime(run.requestedAt)),
+        el('td', { 'data-label': 'Took' }, formatDuration(durationOf(run))),
+        el('td', { class: 'details', 'data-label': 'Details' }, details));
     });
     if (rows.length === 0) rows.push(el('tr', {}, el('td', { colspan: 6 }, 'No runs.')));
     panel.parts.rows.replaceChildren(...rows);
   }
 
   function renderPanel(panel) {
+    // "Already active" is about a run that has since ended: drop it rather than mislead.
+    if (!panel.state.active && panel.parts.message.querySelector('.active-run-link')) panel.parts.message.replaceChildren();
     renderSchedule(panel);
     renderSchemaChoice(panel);
     renderActive(panel);
