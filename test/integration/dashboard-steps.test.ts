@@ -65,6 +65,11 @@ beforeAll(async () => {
       response.writeHead(403, { 'Content-Type': 'application/json' }).end('{"message":"Forbidden"}');
       return;
     }
+    if (request.method === 'POST' && url.pathname === '/jobs/time-limited') {
+      // What the API answers when the worker cannot be invoked (handleStartJobRequest).
+      response.writeHead(503, { 'Content-Type': 'application/json' }).end(JSON.stringify({ error: 'The time-limited job could not be started; try again later', runId: RUN_ID }));
+      return;
+    }
     const { status, body } = answer(url.pathname + url.search);
     response.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
   });
@@ -111,5 +116,15 @@ describe.skipIf(!hasBrowser)('the dashboard with per-schema steps', () => {
     expect(await active.locator('pre.error').innerText()).toBe('<script>alert("step")</script> went wrong');
     expect(await page.locator('img').count()).toBe(0);
     expect(dialogs).toEqual([]);
+  });
+
+  it('shows the error of a start that answers 503', async () => {
+    const panel = page.locator('#job-time-limited');
+    await panel.getByRole('button', { name: 'Start time-limited' }).click();
+    expect(await page.locator('#confirm-text').innerText()).toBe('Start a time-limited run?');
+    await page.locator('#confirm-yes').click();
+    await expect
+      .poll(() => panel.locator('.start-message').innerText(), { timeout: 15_000 })
+      .toBe('Not started (HTTP 503): The time-limited job could not be started; try again later');
   });
 });
