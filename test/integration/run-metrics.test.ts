@@ -91,6 +91,21 @@ describe('CloudWatch embedded metrics', () => {
     expect(runs[0]!._aws.CloudWatchMetrics[0]!.Metrics).toContainEqual({ Name: 'Duration', Unit: 'Milliseconds' });
   }, 120_000);
 
+  it('a scheduled run skipped because another is active writes one line: Skipped', async () => {
+    const { db } = environment;
+    const ledger = createRunLedger(db.sql);
+    const active = await ledger.enqueue('time-limited', 'http', {});
+    const job = createTimeLimitedJob({ days: 50, timeZone: 'Europe/London' });
+    let outcome: unknown;
+    const lines = await emfLinesOf(async () => {
+      outcome = await runJobWorker(job, { trigger: 'schedule' }, { leaseMs: 60_000 }, { sql: db.sql, ledger });
+    });
+    expect(outcome).toMatchObject({ status: 'skipped', activeRunId: active.id });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ job: 'time-limited', Skipped: 1, Succeeded: 0, Failed: 0 });
+    await db.sql`delete from jobs.runs where job = 'time-limited'`;
+  });
+
   it('a time-limited run writes one line with its duration, outcome and rows added', async () => {
     const { db } = environment;
     const job = createTimeLimitedJob({ days: 50, timeZone: 'Europe/London' });

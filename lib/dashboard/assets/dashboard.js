@@ -198,7 +198,7 @@
         ` · ${formatCount(totals.tables)} tables · ${formatCount(totals.rows)} rows · ${formatBytes(totals.bytes)}`),
       total,
     );
-    const list = el('div', { class: 'steps', role: 'list' });
+    const list = el('div', { class: 'steps' });
     for (const step of steps) {
       const figures = [
         step.tables !== undefined ? `${formatCount(step.tables)} tables` : '',
@@ -206,7 +206,7 @@
         step.bytes !== undefined ? formatBytes(step.bytes) : '',
       ].filter(Boolean).join(' · ');
       list.append(
-        el('span', { class: 'name', role: 'listitem' }, String(step.name), ' ', statusBadge(step.status)),
+        el('span', { class: 'name' }, String(step.name), ' ', statusBadge(step.status)),
         stepBar(step),
         el('span', { class: 'figures' }, figures),
       );
