@@ -21,6 +21,8 @@
   const panels = new Map(); // job -> { root, parts, state }
   let refreshTimer;
   let refreshing = false;
+  // A refresh asked for while one is under way (a start, a filter change) runs right after it.
+  let refreshAgain = false;
 
   class KeyRefused extends Error {}
 
@@ -461,8 +463,13 @@
 
   async function refresh() {
     clearTimeout(refreshTimer);
-    if (refreshing || !sessionStorage.getItem(KEY_STORAGE)) return;
+    if (!sessionStorage.getItem(KEY_STORAGE)) return;
+    if (refreshing) {
+      refreshAgain = true;
+      return;
+    }
     refreshing = true;
+    refreshAgain = false;
     try {
       for (const job of JOBS) if (!panels.has(job)) byId('jobs').append(createPanel(job).root);
       await Promise.all([...panels.values()].map(loadJob));
@@ -472,12 +479,14 @@
     } catch (error) {
       if (error instanceof KeyRefused) {
         refreshing = false;
+        refreshAgain = false;
         return keyRefused();
       }
       byId('page-status').textContent = `Could not refresh: ${error.message}`;
     } finally {
       refreshing = false;
     }
+    if (refreshAgain) return refresh();
     const anyActive = [...panels.values()].some((p) => p.state.active);
     if (!document.hidden) refreshTimer = setTimeout(refresh, anyActive ? ACTIVE_REFRESH_MS : IDLE_REFRESH_MS);
   }
