@@ -80,6 +80,11 @@ export function readExportSettings(env: Env): ExportSettings {
   return { bucket, prefix, schemas, concurrency, s3Endpoint: url(env, 'S3_ENDPOINT') };
 }
 
+/** The configured export schemas alone (EXPORT_SCHEMAS), for functions that show them but do not export. */
+export function readExportSchemas(env: Env): string[] {
+  return parseSchemaList(optional(env, 'EXPORT_SCHEMAS'));
+}
+
 function parseSchemaList(value: string | undefined): string[] {
   if (value === undefined) return [...DEFAULT_EXPORT_SCHEMAS];
   const schemas = value.split(',').map((s) => s.trim());

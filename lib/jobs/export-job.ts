@@ -4,6 +4,7 @@ import { createStepLedger } from '../runs/step-ledger';
 import type { RunStep } from '../runs/step-ledger';
 import type { StepEvent } from './dispatch';
 import { STEPS_CLOSE_THE_RUN } from './job';
+import { recordRunClosed } from './run-step-worker';
 import type { Job } from './job';
 import { InvalidParamsError, rejectUnknownFields } from './job-params';
 
@@ -62,7 +63,10 @@ export function createExportJob(settings: Pick<ExportSettings, 'schemas'>, start
         await ledger.finish(step.id, { status: 'failed', error: `Could not hand the step to its worker: ${cause}`, final: true });
       }
       // Nothing left to run (a late redelivery found every step ended): the run ends here.
-      if (queued.length === 0) await ledger.closeIfDone(runId);
+      if (queued.length === 0) {
+        const closed = await ledger.closeIfDone(runId);
+        if (closed) recordRunClosed(closed);
+      }
       return STEPS_CLOSE_THE_RUN;
     },
   };

@@ -6,6 +6,7 @@ import { readDatabaseSettings, readStepDispatchSettings } from '../config';
 import type { DispatchSettings, Env, ExportSettings } from '../config';
 import { exportSchemaToBucket } from '../export/export-database';
 import { RUN_FOLDER_PREFIX, removeLeftoverRunFolders } from '../export/remove-leftover-run-folders';
+import { recordStepMetrics } from '../metrics';
 import { createDispatch } from './dispatch';
 import type { StepEvent } from './dispatch';
 import { createExportJob } from './export-job';
@@ -32,6 +33,7 @@ export function createExportStepWork(
   return async (step, { sql, reportProgress }) => {
     if (removeLeftovers) await removeLeftoverRunFolders(tmpRoot);
     const folder = await mkdtemp(join(tmpRoot, RUN_FOLDER_PREFIX));
+    const started = performance.now();
     try {
       const { key, tables, rows, bytes, compressedBytes, timeTakenMs } = await exportSchemaToBucket(
         step.name,
@@ -40,7 +42,11 @@ export function createExportStepWork(
         { sql, s3, folder: join(folder, 'schema') },
         reportProgress,
       );
+      recordStepMetrics({ job: 'export', schema: step.name, outcome: 'succeeded', durationMs: timeTakenMs, rows, bytes });
       return { key, tables, rows, bytes, compressedBytes, timeTakenMs };
+    } catch (error) {
+      recordStepMetrics({ job: 'export', schema: step.name, outcome: 'failed', durationMs: Math.round(performance.now() - started) });
+      throw error;
     } finally {
       await rm(folder, { recursive: true, force: true });
     }

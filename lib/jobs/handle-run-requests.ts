@@ -1,7 +1,7 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { HttpError } from '../http/http-error';
 import { errorResponse, jsonResponse } from '../http/responses';
-import type { RunLedger } from '../runs/run-ledger';
+import type { JobName, RunLedger } from '../runs/run-ledger';
 import { isJobName, isUuid, parseListRunsQuery } from '../runs/run-queries';
 
 type RunRequest = Pick<APIGatewayProxyEvent, 'pathParameters' | 'queryStringParameters'>;
@@ -19,8 +19,15 @@ export async function handleGetRunRequest(event: RunRequest, getLedger: () => Pr
   }
 }
 
-/** GET /jobs/{job}/runs?status=&limit=: newest first; 404 for an unknown job, 400 for a bad parameter. */
-export async function handleListRunsRequest(event: RunRequest, getLedger: () => Promise<RunLedger>): Promise<APIGatewayProxyResult> {
+/**
+ * GET /jobs/{job}/runs?status=&limit=: newest first; 404 for an unknown job, 400 for a bad parameter.
+ * `overview` adds what the job would do next (its schedule, the export's schemas) to the answer.
+ */
+export async function handleListRunsRequest(
+  event: RunRequest,
+  getLedger: () => Promise<RunLedger>,
+  overview?: (job: JobName) => Record<string, unknown>,
+): Promise<APIGatewayProxyResult> {
   try {
     const job = event.pathParameters?.job ?? '';
     if (!isJobName(job)) throw new HttpError(404, `There is no job called ${JSON.stringify(job)}`);
@@ -31,7 +38,7 @@ export async function handleListRunsRequest(event: RunRequest, getLedger: () => 
       throw new HttpError(400, (error as Error).message);
     }
     const runs = await (await getLedger()).list(job, query);
-    return jsonResponse(200, { job, runs });
+    return jsonResponse(200, { job, runs, ...overview?.(job) });
   } catch (error) {
     return errorResponse(error);
   }

@@ -20,6 +20,8 @@ export interface Job<Params extends Record<string, unknown> = Record<string, unk
    * records how it ended, not the worker.
    */
   run(params: Params, context: JobContext): Promise<unknown>;
+  /** Rows and bytes of a successful run's result, for its metrics (see lib/metrics.ts). */
+  measure?(result: unknown): { rows?: number; bytes?: number };
 }
 
 export const STEPS_CLOSE_THE_RUN = Symbol('the steps close the run');

@@ -1,5 +1,6 @@
 import type { Sql } from 'postgres';
 import { logger } from '../logger';
+import { recordRunMetrics } from '../metrics';
 import { createProgressReporter } from '../runs/progress-reporter';
 import { ActiveRunError } from '../runs/run-ledger';
 import type { RunLedger, RunStatus } from '../runs/run-ledger';
@@ -75,6 +76,7 @@ export async function runJobWorker(job: Job, event: unknown, context: WorkerCont
       if (!(error instanceof ActiveRunError)) throw error;
       const skipped = await ledger.recordSkipped(job.name, request.trigger, error.activeRunId);
       logger.warn('Run skipped: another run of this job is active', { job: job.name, runId: skipped.id, activeRunId: error.activeRunId });
+      recordRunMetrics({ job: job.name, outcome: 'skipped' });
       return { runId: skipped.id, status: 'skipped', activeRunId: error.activeRunId };
     }
   } else {
@@ -90,14 +92,19 @@ export async function runJobWorker(job: Job, event: unknown, context: WorkerCont
 
   logger.info('Run started', { job: job.name, runId, attempt: claim.run.attempts, trigger: claim.run.trigger });
   const progress = createProgressReporter(ledger, runId);
+  const started = performance.now();
+  const elapsedMs = () => Math.round(performance.now() - started);
   try {
     const result = await job.run(job.parseParams(claim.run.params), { sql, runId, reportProgress: progress.report });
     await progress.flush();
     if (result === STEPS_CLOSE_THE_RUN) return await stepsOutcome(ledger, runId);
     await ledger.succeed(runId, result);
+    recordRunMetrics({ job: job.name, outcome: 'succeeded', durationMs: elapsedMs(), ...job.measure?.(result) });
     return { runId, status: 'succeeded', result };
   } catch (error) {
+    // A fanned-out run that its steps closed as failed: recorded, and measured where it closed.
     if (isFailureRecordedOnRun(error)) throw error;
+    recordRunMetrics({ job: job.name, outcome: 'failed', durationMs: elapsedMs() });
     try {
       await progress.flush();
       await ledger.fail(runId, describe(error));

@@ -1,5 +1,6 @@
 import type { Sql } from 'postgres';
 import { logger } from '../logger';
+import { recordRunMetrics } from '../metrics';
 import { createProgressReporter } from '../runs/progress-reporter';
 import { isUuid } from '../runs/run-queries';
 import type { ClosedRun, RunStep, StepLedger, StepProgress, StepResult } from '../runs/step-ledger';
@@ -45,6 +46,13 @@ export function parseStepEvent(event: unknown): StepEvent {
   return { runId, step };
 }
 
+/** A fanned-out run ends where its last step closes it: that is where it is logged and measured. */
+export function recordRunClosed(closed: ClosedRun): void {
+  logger.info('Run closed by its last step', { ...closed });
+  const { job, status, durationMs, rows, bytes } = closed;
+  recordRunMetrics({ job, outcome: status === 'succeeded' ? 'succeeded' : 'failed', durationMs, rows, bytes });
+}
+
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -74,7 +82,7 @@ export async function runStepWorker(event: unknown, work: StepWork, context: Ste
       await progress.flush();
       const { closed } = await steps.finish(step.id, { status: 'failed', error: describe(error), final });
       logger.error(final ? 'Step failed' : 'Step attempt failed; Lambda retries it', { runId, step: name, attempt: step.attempts, error: error as Error });
-      if (closed) logger.info('Run closed by its last step', { ...closed });
+      if (closed) recordRunClosed(closed);
     } catch (recordError) {
       // Keep the step's own error for Lambda; the step stays running until a retry of this
       // request takes it over (claim) or its lease ends.
@@ -85,6 +93,6 @@ export async function runStepWorker(event: unknown, work: StepWork, context: Ste
   }
   await progress.flush();
   const { closed } = await steps.finish(step.id, { status: 'succeeded', result });
-  if (closed) logger.info('Run closed by its last step', { ...closed });
+  if (closed) recordRunClosed(closed);
   return { runId, step: name, status: 'succeeded', result, ...(closed && { runClosed: closed }) };
 }

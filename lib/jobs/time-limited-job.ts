@@ -11,5 +11,6 @@ export function createTimeLimitedJob(settings: TimeLimitedSettings): Job {
       return {};
     },
     run: (_params, { sql }) => addTimeLimitedWorkflows(sql, settings),
+    measure: (result) => ({ rows: (result as { count: number }).count }),
   };
 }

@@ -62,8 +62,13 @@ export interface StepTotals {
 /** A run as its last step closed it. */
 export interface ClosedRun {
   id: string;
+  job: JobName;
   status: Extract<RunStatus, 'succeeded' | 'failed' | 'timed_out'>;
   error: string | null;
+  /** From the run's start (or its request, if it never started) to its closing. */
+  durationMs: number;
+  rows: number;
+  bytes: number;
 }
 
 export type StepClaimOutcome =
@@ -210,7 +215,7 @@ export function createStepLedger(sql: Sql): StepLedger {
     if (steps.length === 0 || steps.some((step) => step.status === 'queued' || step.status === 'running')) return undefined;
     const { status, error } = runEnding(steps);
     const totals = totalSteps(steps);
-    const [closed] = await tx<ClosedRun[]>`
+    const [closed] = await tx<Omit<ClosedRun, 'rows' | 'bytes'>[]>`
       UPDATE jobs.runs
       SET status = ${status},
           finished_at = now(),
@@ -218,8 +223,9 @@ export function createStepLedger(sql: Sql): StepLedger {
           result = ${sql.json({ ...totals, steps: steps.map(({ name, status: s, result }) => ({ name, status: s, ...(result ?? {}) })) } as unknown as JSONValue)},
           error = ${error}
       WHERE id = ${runId}
-      RETURNING id, status, error`;
-    return closed;
+      RETURNING id, job, status, error,
+        (extract(epoch FROM finished_at - coalesce(started_at, requested_at)) * 1000)::float8 AS "durationMs"`;
+    return closed && { ...closed, durationMs: Math.round(closed.durationMs), rows: totals.rows, bytes: totals.bytes };
   }
 
   async function expireLapsedSteps(db: Sql | TransactionSql, which: PendingQuery<Row[]>): Promise<void> {

@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { CloudFormationTemplate } from '../support/packaged-template';
 import { loadPackagedTemplate, resourcesOfType } from '../support/packaged-template';
 import { QUEUED_RUN_EXPIRY_SECONDS } from '../../lib/runs/run-ledger';
+import { METRIC, METRICS_NAMESPACE, METRICS_SERVICE } from '../../lib/metrics';
 import { conditionHolds, requireFunction } from '../support/template-inspection';
 
 /** Issue 4, "Failures in AWS": retries, the failed-runs queue, and alarms that reach people. */
@@ -86,5 +87,44 @@ describe('the failed-runs queue', () => {
     expect(subscription.Properties).toMatchObject({ TopicArn: { Ref: 'JobsAlarmTopic' }, Protocol: 'email' });
     expect(subscription.Condition, 'the subscription is conditional').toBeDefined();
     if (!process.env.ALARM_EMAIL) expect(conditionHolds(template, subscription.Condition!), 'no ALARM_EMAIL, no subscription').toBe(false);
+  });
+});
+
+describe('the CloudWatch dashboard of the jobs', () => {
+  /** The body, with each ${...} of its Fn::Sub replaced by a marker naming what it refers to. */
+  function dashboardBody(): { widgets: { type: string; properties: Record<string, unknown> }[] } {
+    const dashboards = resourcesOfType(template, 'AWS::CloudWatch::Dashboard');
+    expect(dashboards).toHaveLength(1);
+    const body = dashboards[0]![1].Properties?.DashboardBody as { 'Fn::Sub': string };
+    return JSON.parse(body['Fn::Sub'].replace(/\$\{([^}]+)\}/g, (_, name: string) => `<${name}>`)) as ReturnType<typeof dashboardBody>;
+  }
+
+  it('charts the metrics the workers write: their namespace, service and names (lib/metrics.ts)', () => {
+    const metricWidgets = dashboardBody().widgets.filter((w) => w.type === 'metric');
+    const lines = metricWidgets.flatMap((w) => w.properties.metrics as unknown[][]);
+    const ours = lines.filter((line) => line[0] === METRICS_NAMESPACE);
+    expect(ours.length).toBeGreaterThan(0);
+    for (const line of ours) {
+      expect(Object.values(METRIC)).toContain(line[1]);
+      expect(line.slice(2, 6)).toEqual(['service', METRICS_SERVICE, 'job', expect.stringMatching(/^(export|time-limited)$/)]);
+    }
+    const searches = lines.map((line) => (line[0] as { expression?: string }).expression).filter((e): e is string => typeof e === 'string');
+    expect(searches.length).toBeGreaterThan(0);
+    for (const search of searches) {
+      expect(search).toContain(`{${METRICS_NAMESPACE},service,job,schema}`);
+      expect(Object.values(METRIC)).toContain(/MetricName="(\w+)"/.exec(search)?.[1]);
+    }
+    // Per job: duration and outcome; per export schema: duration, rows, bytes and failures.
+    expect(new Set(ours.map((line) => `${String(line[1])} ${String(line[5])}`))).toEqual(
+      new Set(['Duration export', 'Duration time-limited', 'Succeeded export', 'Failed export', 'Skipped export', 'Succeeded time-limited', 'Failed time-limited', 'Skipped time-limited', 'Rows time-limited']),
+    );
+    expect(searches.map((s) => /MetricName="(\w+)"/.exec(s)?.[1]).sort()).toEqual(['Bytes', 'Duration', 'Failed', 'Rows']);
+  });
+
+  it('shows every alarm of the stack', () => {
+    const alarmWidget = dashboardBody().widgets.find((w) => w.type === 'alarm');
+    const alarms = resourcesOfType(template, 'AWS::CloudWatch::Alarm').map(([id]) => `<${id}.Arn>`);
+    expect(alarms.length).toBeGreaterThan(0);
+    expect([...(alarmWidget?.properties.alarms as string[])].sort()).toEqual(alarms.sort());
   });
 });

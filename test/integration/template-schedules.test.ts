@@ -1,5 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseWorkerEvent } from '../../lib/jobs/worker-event';
+import { readScheduleSettings } from '../../lib/schedule/next-run';
+import { requireFunction } from '../support/template-inspection';
 import type { CloudFormationTemplate } from '../support/packaged-template';
 import { loadPackagedTemplate, resourcesOfType } from '../support/packaged-template';
 
@@ -48,6 +50,26 @@ describe('the schedules in the packaged template', () => {
     for (const { properties } of [...schedulesOf('TimeLimitedWorkerLambdaFunction'), ...schedulesOf('ExportWorkerLambdaFunction')]) {
       const [target] = targetsOf(properties);
       expect(parseWorkerEvent(JSON.parse(target!.Input!))).toEqual({ kind: 'new', trigger: 'schedule', input: undefined });
+    }
+  });
+});
+
+describe('the schedules the dashboard shows (GET /jobs/{job}/runs)', () => {
+  it('are the deployed ones: listRuns reads each worker schedule exactly as the template deploys it', () => {
+    const schedules = readScheduleSettings(requireFunction(template, 'listRuns').environment);
+    const deployed = [
+      { job: 'export', functionLogicalId: 'ExportWorkerLambdaFunction' },
+      { job: 'time-limited', functionLogicalId: 'TimeLimitedWorkerLambdaFunction' },
+    ];
+    expect(schedules.map((s) => s.job).sort()).toEqual(deployed.map((d) => d.job));
+    for (const { job, functionLogicalId } of deployed) {
+      const [resource] = schedulesOf(functionLogicalId);
+      const shown = schedules.find((s) => s.job === job)!;
+      expect(shown.expression.expression, job).toBe(resource!.properties.ScheduleExpression);
+      expect(shown.enabled ? 'ENABLED' : 'DISABLED', job).toBe(resource!.properties.State);
+      // EventBridge rules have no time zone and run in UTC.
+      expect(shown.timeZone, job).toBe(resource!.properties.ScheduleExpressionTimezone ?? 'UTC');
+      expect(shown.method, job).toBe(resource!.type === 'AWS::Scheduler::Schedule' ? 'scheduler' : 'eventBus');
     }
   });
 });

@@ -39,7 +39,10 @@ const INVOKERS = {
   exportWorker: ['exportSchemaWorker', 'EXPORT_SCHEMA_WORKER_FUNCTION'],
 } as const;
 const WORKERS = ['exportWorker', 'exportSchemaWorker', 'timeLimitedWorker'] as const;
-const ALL_FUNCTIONS = ['exportApi', 'exportWorker', 'exportSchemaWorker', 'timeLimitedApi', 'timeLimitedWorker', 'getRun', 'listRuns'];
+const ALL_FUNCTIONS = ['exportApi', 'exportWorker', 'exportSchemaWorker', 'timeLimitedApi', 'timeLimitedWorker', 'getRun', 'listRuns', 'dashboard'];
+/** The dashboard page: fixed files, no data, so no key and no database. */
+const OPEN_ROUTES = ['GET /jobs/dashboard'];
+const FUNCTIONS_WITHOUT_DATABASE = ['dashboard'];
 
 let template: CloudFormationTemplate;
 
@@ -48,18 +51,29 @@ beforeAll(async () => {
 }, PACKAGING_TIMEOUT);
 
 describe('authentication at API Gateway', () => {
-  it('requires an API key (or IAM) on every /jobs route, and the routes are the four expected', () => {
+  it('requires an API key (or IAM) on every /jobs route but /jobs/dashboard, the only open one; the routes are the five expected', () => {
     const methods = resourcesOfType(template, 'AWS::ApiGateway::Method');
     const routes = methods.map(([id, method]) => `${String(method.Properties?.HttpMethod)} ${methodPath(template, id)}`);
-    expect(routes.sort()).toEqual(['ANY /jobs/export', 'ANY /jobs/time-limited', 'GET /jobs/runs/{id}', 'GET /jobs/{job}/runs']);
+    expect(routes.sort()).toEqual(['ANY /jobs/export', 'ANY /jobs/time-limited', 'GET /jobs/dashboard', 'GET /jobs/runs/{id}', 'GET /jobs/{job}/runs']);
 
+    const open: string[] = [];
     for (const [id, method] of methods) {
       const { ApiKeyRequired, AuthorizationType } = method.Properties ?? {};
+      const route = `${String(method.Properties?.HttpMethod)} ${methodPath(template, id)}`;
+      if (ApiKeyRequired !== true && AuthorizationType !== 'AWS_IAM') open.push(route);
+      if (OPEN_ROUTES.includes(route)) continue;
       expect(
         ApiKeyRequired === true || AuthorizationType === 'AWS_IAM',
         `${id} (${methodPath(template, id)}) is open: ApiKeyRequired=${String(ApiKeyRequired)}, AuthorizationType=${String(AuthorizationType)}`,
       ).toBe(true);
     }
+    expect(open, 'the routes without the API key').toEqual(OPEN_ROUTES);
+  });
+
+  it('serves the open route from a function that holds no data: no database, no invoke, no S3', () => {
+    const dashboard = requireFunction(template, 'dashboard');
+    const permissions = permissionsOfRole(template, dashboard.roleId!).filter((p) => !/^(logs|ec2):/.test(p));
+    expect(permissions).toEqual([]);
   });
 
   it('has an API key whose value API Gateway generates, in a usage plan with throttling and a quota', () => {
@@ -165,12 +179,16 @@ describe('IAM: one least-privilege role per function', () => {
     }
   });
 
-  it('lets every function read the one database parameter (decrypting only through SSM) and nothing else of SSM or KMS', () => {
+  it('lets every function but the dashboard read the one database parameter (decrypting only through SSM) and nothing else of SSM or KMS', () => {
     for (const fn of lambdaFunctions(template).values()) {
       const parameterName = fn.environment.DATABASE_URL_PARAMETER;
       expect(parameterName, `${fn.key}: DATABASE_URL_PARAMETER`).toMatch(/^\/[\w./-]+$/);
       const parameterArn = { 'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${parameterName}` };
       const permissions = permissionsOfRole(template, fn.roleId!).filter((p) => /^(ssm|kms|secretsmanager):/.test(p));
+      if (FUNCTIONS_WITHOUT_DATABASE.includes(fn.key)) {
+        expect(permissions, fn.key).toEqual([]);
+        continue;
+      }
       expect(permissions, fn.key).toEqual([
         `kms:Decrypt on ${show({ 'Fn::Sub': 'arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*' })}`,
         `ssm:GetParameter on ${show(parameterArn)}`,

@@ -1,0 +1,291 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import postgres from 'postgres';
+import type { Browser, Page } from 'playwright-core';
+import { browserAvailable, launchBrowser } from '../support/browser';
+import { adminUrl } from '../support/database';
+import { localApiKey, startOffline } from '../support/offline';
+import type { Offline } from '../support/offline';
+import { projectRoot } from '../support/packaged-template';
+import { startSampleEnvironment } from '../support/sample-environment';
+import type { SampleEnvironment } from '../support/sample-environment';
+
+/**
+ * The dashboard in a real browser (Debian's chromium, driven by playwright-core) against
+ * `serverless offline`, the real database and S3 server. Screenshots go to test-output/dashboard/.
+ *
+ * The functions connect as a role of their own that may insert into, but not read, one table: a
+ * table named `<img src=x onerror=alert(1)>` in a schema named `<script>alert(1)</script>`. An export
+ * of that schema fails with an error naming both, which the page must show as text.
+ */
+
+const SHOTS = join(projectRoot, 'test-output', 'dashboard');
+const HOSTILE_SCHEMA = '<script>alert(1)</script>';
+const HOSTILE_TABLE = '<img src=x onerror=alert(1)>';
+const SAMPLE_SCHEMAS = ['water', 'returns', 'crm', 'crm_v2', 'idm', 'permit'];
+
+let environment: SampleEnvironment | undefined;
+let offline: Offline | undefined;
+let browser: Browser | undefined;
+let page: Page;
+let role: string | undefined;
+const requests: string[] = [];
+const dialogs: string[] = [];
+const pageErrors: string[] = [];
+const cspViolations: string[] = [];
+
+const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
+
+/** A login role with only what the functions need, and no SELECT on the hostile table. */
+async function createFunctionsRole(env: SampleEnvironment): Promise<string> {
+  const name = `${env.db.name}_fn`;
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`CREATE ROLE ${quote(name)} LOGIN`);
+  } finally {
+    await admin.end();
+  }
+  const sql = env.db.sql;
+  await sql.unsafe(`CREATE SCHEMA ${quote(HOSTILE_SCHEMA)}`);
+  await sql.unsafe(`CREATE TABLE ${quote(HOSTILE_SCHEMA)}.${quote(HOSTILE_TABLE)} (id int)`);
+  // Enough rows that the export of crm takes a few seconds: long enough to watch and to be refused a second start.
+  await sql.unsafe(`CREATE TABLE crm.e2e_bulk AS SELECT g AS id, md5(g::text) AS label FROM generate_series(1, 3000000) g`);
+  const schemas = ['jobs', ...SAMPLE_SCHEMAS].map(quote).join(', ');
+  await sql.unsafe(`GRANT USAGE ON SCHEMA ${schemas}, ${quote(HOSTILE_SCHEMA)} TO ${quote(name)}`);
+  await sql.unsafe(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${schemas} TO ${quote(name)}`);
+  await sql.unsafe(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA ${schemas} TO ${quote(name)}`);
+  // A privilege, so information_schema lists the table, but not the one COPY needs.
+  await sql.unsafe(`GRANT INSERT ON ${quote(HOSTILE_SCHEMA)}.${quote(HOSTILE_TABLE)} TO ${quote(name)}`);
+  return name;
+}
+
+async function dropRole(name: string, env: SampleEnvironment | undefined): Promise<void> {
+  await env?.db.sql.unsafe(`DROP OWNED BY ${quote(name)}`).catch(() => {});
+  await env?.stop();
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`DROP ROLE IF EXISTS ${quote(name)}`);
+  } finally {
+    await admin.end();
+  }
+}
+
+async function api(method: string, path: string, { key = localApiKey(), body }: { key?: string | null; body?: unknown } = {}) {
+  return fetch(`${offline!.httpUrl}${path}`, {
+    method,
+    headers: { ...(key === null ? {} : { 'x-api-key': key }), ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+}
+
+async function startAndFinish(path: string, body?: unknown): Promise<{ id: string; status: string; error: string | null }> {
+  const response = await api('POST', path, { body });
+  expect(response.status, offline!.output()).toBe(204);
+  const location = response.headers.get('location')!;
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const run = (await (await api('GET', location)).json()) as { id: string; status: string; error: string | null };
+    if (!['queued', 'running'].includes(run.status)) return run;
+    if (Date.now() > deadline) throw new Error(`run still ${run.status}`);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+}
+
+async function shot(name: string): Promise<void> {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+const jobPanel = (job: string) => page.locator(`#job-${job}`);
+
+const hasBrowser = browserAvailable();
+
+beforeAll(async () => {
+  if (!hasBrowser) return;
+  await mkdir(SHOTS, { recursive: true });
+  environment = await startSampleEnvironment();
+  role = await createFunctionsRole(environment);
+  const url = new URL(environment.db.url);
+  url.username = role;
+  offline = await startOffline({
+    DATABASE_URL: url.toString(),
+    EXPORT_BUCKET: environment.bucket,
+    S3_ENDPOINT: environment.s3.endpoint,
+    EXPORT_SCHEMAS: [...SAMPLE_SCHEMAS, HOSTILE_SCHEMA].join(','),
+  });
+
+  // History for the page to show: a time-limited run that succeeded, an export that failed on the hostile schema.
+  expect((await startAndFinish('/jobs/time-limited')).status).toBe('succeeded');
+  const failed = await startAndFinish('/jobs/export', { schemas: [HOSTILE_SCHEMA] });
+  expect(failed.status).toBe('failed');
+  expect(failed.error).toContain(HOSTILE_SCHEMA);
+  expect(failed.error).toContain(HOSTILE_TABLE);
+
+  browser = await launchBrowser();
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  page = await context.newPage();
+  page.on('request', (request) => requests.push(request.url()));
+  page.on('dialog', (dialog) => {
+    dialogs.push(dialog.message());
+    void dialog.dismiss();
+  });
+  page.on('pageerror', (error) => pageErrors.push(error.message));
+  page.on('console', (message) => {
+    if (/Content Security Policy|Trusted Type/i.test(message.text())) cspViolations.push(message.text());
+  });
+}, 300_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await offline?.stop();
+  if (role) await dropRole(role, environment);
+  else await environment?.stop();
+}, 60_000);
+
+describe.skipIf(!hasBrowser)('the jobs dashboard in a browser, against serverless offline', () => {
+  it('answers /jobs/dashboard with the strict headers; without the key every data route still answers 403', async () => {
+    const response = await api('GET', '/jobs/dashboard', { key: null });
+    expect(response.status).toBe(200);
+    const csp = response.headers.get('content-security-policy') ?? '';
+    for (const directive of ["default-src 'none'", "script-src 'self'", "style-src 'self'", "connect-src 'self'", "frame-ancestors 'none'"]) {
+      expect(csp).toContain(directive);
+    }
+    expect(csp).not.toMatch(/unsafe-inline|unsafe-eval/);
+    expect(response.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(response.headers.get('referrer-policy')).toBe('no-referrer');
+    expect(response.headers.get('content-type')).toMatch(/^text\/html/);
+    const size = (await response.text()).length;
+    const assets = await Promise.all(['dashboard.js', 'dashboard.css'].map(async (a) => (await (await api('GET', `/jobs/dashboard?asset=${a}`, { key: null })).text()).length));
+    expect(size + assets[0]! + assets[1]!).toBeLessThan(150 * 1024);
+
+    const someRun = '00000000-0000-4000-8000-000000000000';
+    for (const [method, path] of [
+      ['GET', '/jobs/export/runs'],
+      ['GET', '/jobs/time-limited/runs'],
+      ['GET', `/jobs/runs/${someRun}`],
+      ['POST', '/jobs/export'],
+      ['POST', '/jobs/time-limited'],
+    ] as const) {
+      expect((await api(method, path, { key: null })).status, `${method} ${path} without a key`).toBe(403);
+      expect((await api(method, path, { key: 'not-the-key' })).status, `${method} ${path} with a wrong key`).toBe(403);
+    }
+  });
+
+  it('asks for the key when it has none; a wrong key gets a plain message and no data', async () => {
+    await page.goto(`${offline!.httpUrl}/jobs/dashboard`);
+    await expect.poll(() => page.getByLabel('API key').isVisible(), { timeout: 15_000 }).toBe(true);
+    expect(await page.locator('#jobs').innerText()).toBe('');
+    await shot('1-asks-for-key');
+
+    await page.getByLabel('API key').fill('not-the-key');
+    await page.getByLabel('API key').press('Enter');
+    await expect.poll(() => page.locator('#key-message').innerText(), { timeout: 15_000 }).toMatch(/refused/);
+    expect(await page.locator('#jobs').innerText()).toBe('');
+    expect(await page.locator('.job').count()).toBe(0);
+    expect(await page.evaluate('sessionStorage.length')).toBe(0);
+    await shot('2-wrong-key');
+  });
+
+  it('with the right key shows both jobs, their recent runs and next schedule; the key stays in sessionStorage only', async () => {
+    await page.getByLabel('API key').fill(localApiKey());
+    await page.getByLabel('API key').press('Enter');
+    await expect.poll(() => page.locator('.job').count(), { timeout: 15_000 }).toBe(2);
+    await expect.poll(() => jobPanel('time-limited').locator('tbody tr').first().innerText(), { timeout: 15_000 }).toMatch(/succeeded/);
+    await expect.poll(() => jobPanel('export').locator('tbody tr').first().innerText(), { timeout: 15_000 }).toMatch(/failed/);
+    expect(await jobPanel('time-limited').locator('.job-schedule').innerText()).toMatch(/Next scheduled run: \d{4}-\d{2}-\d{2} 20:15 (GMT|BST) \(Europe\/London\)/);
+    expect(await jobPanel('export').locator('.job-schedule').innerText()).toMatch(/Schedule disabled/);
+    expect(await jobPanel('time-limited').locator('svg rect.bar-succeeded').count()).toBe(1);
+
+    // A string, evaluated in the page: this project's TypeScript has no DOM types.
+    const storage = await page.evaluate(`({
+      session: Object.keys(sessionStorage).map((k) => sessionStorage.getItem(k)),
+      local: localStorage.length,
+      cookie: document.cookie,
+      url: location.href,
+    })`);
+    expect(storage).toEqual({ session: [localApiKey()], local: 0, cookie: '', url: `${offline!.httpUrl}/jobs/dashboard` });
+    expect(requests.some((url) => url.includes(localApiKey()))).toBe(false);
+    await shot('3-both-jobs');
+  });
+
+  it('shows a hostile schema, table and error as text: no script runs, no request leaves the origin', async () => {
+    const row = jobPanel('export').locator('tbody tr').first();
+    await row.locator('summary').click();
+    const error = await row.locator('pre.error').innerText();
+    expect(error).toContain(HOSTILE_SCHEMA);
+    expect(error).toContain(HOSTILE_TABLE);
+    // The schema is offered as a choice, by its name as text.
+    expect((await jobPanel('export').locator('.schema-list label').last().innerText()).trim()).toBe(HOSTILE_SCHEMA);
+    await page.locator(`a[href^="#run="]`).first().click();
+    await expect.poll(() => page.locator('#run-detail').isVisible(), { timeout: 15_000 }).toBe(true);
+    expect(await page.locator('#run-detail pre.error').innerText()).toContain(HOSTILE_TABLE);
+    await shot('4-hostile-text');
+
+    expect(await page.locator('img').count()).toBe(0);
+    expect(await page.locator('script').count()).toBe(1);
+    expect(dialogs).toEqual([]);
+    expect(pageErrors).toEqual([]);
+    expect(cspViolations).toEqual([]);
+    expect(requests.filter((url) => !url.startsWith(`${offline!.httpUrl}/`))).toEqual([]);
+    await page.locator('#run-detail-close').click();
+  });
+
+  it('starts an export of two schemas from the keyboard: the progress shows, then succeeded, and the chart grows; a second start links to the active run', async () => {
+    const panel = jobPanel('export');
+    for (const box of await panel.locator('input.schema-choice').all()) {
+      if (!['crm', 'idm'].includes(await box.inputValue())) await box.uncheck();
+    }
+    await panel.getByRole('button', { name: 'Start export' }).focus();
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.locator('#confirm-text').innerText(), { timeout: 15_000 }).toBe('Start an export of crm, idm?');
+    // Cancel has the focus; the start button is the one before it.
+    await page.keyboard.press('Shift+Tab');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => panel.locator('.start-message').innerText(), { timeout: 15_000 }).toMatch(/Started run [0-9a-f-]{36}/);
+    const runId = /([0-9a-f-]{36})/.exec(await panel.locator('.start-message').innerText())![1]!;
+
+    // A second start while it runs: 409, with a link to the active run.
+    await panel.getByRole('button', { name: 'Start export' }).click();
+    await page.locator('#confirm-yes').click();
+    await expect.poll(() => panel.locator('.start-message').innerText(), { timeout: 15_000 }).toMatch(/already active/);
+    const link = panel.locator('.start-message a.active-run-link');
+    expect(await link.getAttribute('href')).toBe(`#run=${runId}`);
+    await link.click();
+    await expect.poll(() => page.locator('#run-detail-title').innerText(), { timeout: 15_000 }).toBe(`Run ${runId}`);
+    await shot('5-second-start-409');
+    await page.locator('#run-detail-close').click();
+
+    // Live progress: a bar per chosen schema, crm's export running.
+    await expect.poll(() => panel.locator('.active .steps .name').allInnerTexts(), { timeout: 30_000 }).toEqual(['crm running', 'idm pending']);
+    expect(await panel.locator('.active progress').count()).toBe(3);
+    await shot('6-export-running');
+
+    await expect.poll(() => panel.locator('tbody tr').first().innerText(), { timeout: 90_000 }).toMatch(/succeeded/);
+    expect(await panel.locator('.active').innerText()).toBe('');
+    expect(await panel.locator('svg rect.bar-succeeded').count()).toBe(1);
+    expect(await panel.locator('svg rect.bar-failed').count()).toBe(1);
+    await shot('7-export-succeeded');
+
+    // Filter by status.
+    await panel.locator('select.status-filter').selectOption('failed');
+    await expect.poll(() => panel.locator('tbody tr').count(), { timeout: 15_000 }).toBe(1);
+    expect(await panel.locator('tbody tr').first().innerText()).toMatch(/failed/);
+    await panel.locator('select.status-filter').selectOption('');
+    expect(requests.filter((url) => !url.startsWith(`${offline!.httpUrl}/`))).toEqual([]);
+    expect(pageErrors).toEqual([]);
+    expect(cspViolations).toEqual([]);
+  }, 180_000);
+
+  it('is readable at a phone width, and "forget key" clears the key and the data', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await expect.poll(() => page.locator('.job').count(), { timeout: 15_000 }).toBe(2);
+    const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
+    expect(overflow).toBeLessThanOrEqual(0);
+    await shot('8-phone');
+
+    await page.getByRole('button', { name: 'Forget key' }).click();
+    expect(await page.evaluate('sessionStorage.length')).toBe(0);
+    expect(await page.locator('.job').count()).toBe(0);
+    expect(await page.getByLabel('API key').isVisible()).toBe(true);
+  });
+});

@@ -1,0 +1,130 @@
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser, Page } from 'playwright-core';
+import { browserAvailable, launchBrowser } from '../support/browser';
+import { serveDashboard } from '../../lib/dashboard/serve-dashboard';
+
+/**
+ * The page in a real browser against answers of the shape GET /jobs/runs/{id} gives once the
+ * export runs a step per schema (`steps`, with `progress` while a step runs, and the run's
+ * `progress` totals). The page is served by serveDashboard itself; the API answers are fixtures,
+ * so this tests the page's rendering of that shape, not the API (test/e2e/dashboard.test.ts does).
+ */
+
+const KEY = 'fixture-key';
+const RUN_ID = '11111111-2222-4333-8444-555555555555';
+const HOSTILE = '<img src=x onerror=alert(1)>';
+
+const activeRun = {
+  id: RUN_ID,
+  job: 'export',
+  trigger: 'http',
+  status: 'running',
+  params: { schemas: ['water', HOSTILE, 'crm'] },
+  attempts: 1,
+  requestedAt: '2026-11-25T10:00:00.000Z',
+  startedAt: '2026-11-25T10:00:01.000Z',
+  finishedAt: null,
+  progress: { schemasDone: 1, schemasTotal: 3, tables: 12, rows: 345678, bytes: 5 * 1024 * 1024 },
+  steps: [
+    { name: 'water', status: 'succeeded', attempts: 1, startedAt: '2026-11-25T10:00:01.000Z', finishedAt: '2026-11-25T10:00:09.000Z', result: { tables: 10, rows: 300000, bytes: 4194304, compressedBytes: 1000, key: 'export/water.tgz' }, error: null },
+    { name: HOSTILE, status: 'running', attempts: 1, startedAt: '2026-11-25T10:00:09.000Z', finishedAt: null, progress: { tablesDone: 2, rows: 45678, bytes: 1048576 }, result: null, error: null },
+    { name: 'crm', status: 'failed', attempts: 2, startedAt: null, finishedAt: null, result: null, error: '<script>alert("step")</script> went wrong' },
+  ],
+  result: null,
+  error: null,
+  lambdaRequestId: null,
+};
+
+function answer(path: string): { status: number; body: unknown } {
+  if (path.startsWith('/jobs/export/runs')) return { status: 200, body: { job: 'export', runs: [activeRun], schedule: null, schemas: ['water', HOSTILE, 'crm'] } };
+  if (path.startsWith('/jobs/time-limited/runs')) return { status: 200, body: { job: 'time-limited', runs: [], schedule: null } };
+  if (path === `/jobs/runs/${RUN_ID}`) return { status: 200, body: activeRun };
+  return { status: 404, body: { error: 'no such fixture' } };
+}
+
+let server: Server;
+let baseUrl: string;
+let browser: Browser;
+let page: Page;
+const dialogs: string[] = [];
+
+const hasBrowser = browserAvailable();
+
+beforeAll(async () => {
+  if (!hasBrowser) return;
+  server = createServer((request, response) => {
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    if (url.pathname === '/jobs/dashboard') {
+      const page = serveDashboard({ queryStringParameters: url.searchParams.size ? Object.fromEntries(url.searchParams) : null });
+      response.writeHead(page.statusCode, page.headers as Record<string, string>).end(page.body);
+      return;
+    }
+    if (request.headers['x-api-key'] !== KEY) {
+      response.writeHead(403, { 'Content-Type': 'application/json' }).end('{"message":"Forbidden"}');
+      return;
+    }
+    if (request.method === 'POST' && url.pathname === '/jobs/time-limited') {
+      // What the API answers when the worker cannot be invoked (handleStartJobRequest).
+      response.writeHead(503, { 'Content-Type': 'application/json' }).end(JSON.stringify({ error: 'The time-limited job could not be started; try again later', runId: RUN_ID }));
+      return;
+    }
+    const { status, body } = answer(url.pathname + url.search);
+    response.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  baseUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  browser = await launchBrowser();
+  page = await browser.newPage();
+  page.on('dialog', (dialog) => {
+    dialogs.push(dialog.message());
+    void dialog.dismiss();
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await new Promise((resolve) => server?.close(resolve));
+});
+
+describe.skipIf(!hasBrowser)('the dashboard with per-schema steps', () => {
+  it('draws a bar per step from `steps`, with each step’s status and figures, and the run’s totals', async () => {
+    await page.goto(`${baseUrl}/jobs/dashboard`);
+    await page.getByLabel('API key').fill(KEY);
+    await page.getByLabel('API key').press('Enter');
+    const active = page.locator('#job-export .active');
+    await expect.poll(() => active.locator('.steps .name').allInnerTexts(), { timeout: 15_000 }).toEqual([
+      'water succeeded',
+      `${HOSTILE} running`,
+      'crm failed',
+    ]);
+    const figures = await active.locator('.steps .figures').allInnerTexts();
+    expect(figures).toEqual(['10 tables · 300,000 rows · 4.0 MB', '2 tables · 45,678 rows · 1.0 MB', '']);
+    expect(await active.locator('.total-line').innerText()).toBe('1 of 3 schemas · 12 tables · 345,678 rows · 5.0 MB');
+    // Bars: the total (1 of 3), then water full, the running step indeterminate, crm (failed) full.
+    const bars = await Promise.all(
+      (await active.locator('progress').all()).map(async (bar) => ({ max: await bar.getAttribute('max'), value: await bar.getAttribute('value') })),
+    );
+    expect(bars).toEqual([
+      { max: '3', value: '1' },
+      { max: '1', value: '1' },
+      { max: '1', value: null },
+      { max: '1', value: '1' },
+    ]);
+    expect(await active.locator('pre.error').innerText()).toBe('<script>alert("step")</script> went wrong');
+    expect(await page.locator('img').count()).toBe(0);
+    expect(dialogs).toEqual([]);
+  });
+
+  it('shows the error of a start that answers 503', async () => {
+    const panel = page.locator('#job-time-limited');
+    await panel.getByRole('button', { name: 'Start time-limited' }).click();
+    expect(await page.locator('#confirm-text').innerText()).toBe('Start a time-limited run?');
+    await page.locator('#confirm-yes').click();
+    await expect
+      .poll(() => panel.locator('.start-message').innerText(), { timeout: 15_000 })
+      .toBe('Not started (HTTP 503): The time-limited job could not be started; try again later');
+  });
+});
