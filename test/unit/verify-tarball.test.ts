@@ -120,7 +120,7 @@ describe('verifyTarball', () => {
 
   it('fails gzip whose compressed data is corrupted', async () => {
     const tgz = Buffer.from(await buildSchemaTarball('water', SAMPLE_TABLES));
-    tgz[tgz.length - 6] ^= 0xff; // inside the CRC-32 of the member's trailer
+    tgz.writeUInt8(tgz.readUInt8(tgz.length - 6) ^ 0xff, tgz.length - 6); // inside the CRC-32 of the member's trailer
     const result = await verifyTarball(streamOf(tgz));
     expect(result.status).toBe('failed');
     expect(result.problems[0]?.kind).toBe('corrupt');
