@@ -36,21 +36,27 @@ export interface ArchivedCsv {
   sha256: string;
 }
 
+/** A table of the manifest found in the archive, with what the archive holds for it. */
+export interface CheckedTable extends ArchivedCsv {
+  table: string;
+}
+
 const COMPARED = ['rows', 'bytes', 'sha256'] as const;
 
 /** Compares the CSVs found in the archive with its manifest, both ways. */
 export function compareWithManifest(
   manifestBytes: Buffer | undefined,
   archived: ArchivedCsv[],
-): { schema?: string; problems: VerificationProblem[] } {
+): { schema?: string; tables: CheckedTable[]; problems: VerificationProblem[] } {
   if (!manifestBytes) {
-    return { problems: [{ kind: 'manifest-missing', message: 'The archive has no <schema>/manifest.json: its CSV files cannot be checked' }] };
+    return { tables: [], problems: [{ kind: 'manifest-missing', message: 'The archive has no <schema>/manifest.json: its CSV files cannot be checked' }] };
   }
   const parsed = parseManifest(manifestBytes);
-  if ('error' in parsed) return { problems: [{ kind: 'manifest-invalid', message: `manifest.json is not a valid manifest: ${parsed.error}` }] };
+  if ('error' in parsed) return { tables: [], problems: [{ kind: 'manifest-invalid', message: `manifest.json is not a valid manifest: ${parsed.error}` }] };
   const { manifest } = parsed;
 
   const problems: VerificationProblem[] = [];
+  const tables: CheckedTable[] = [];
   const byFile = new Map(archived.map((csv) => [csv.file, csv]));
   const listed = new Set<string>();
   for (const expected of manifest.tables) {
@@ -61,6 +67,7 @@ export function compareWithManifest(
       problems.push({ kind: 'missing-from-archive', table, file, message: `${table} (${file}): in the manifest but not in the archive` });
       continue;
     }
+    tables.push({ table, ...found });
     for (const field of COMPARED) {
       if (found[field] !== expected[field]) {
         problems.push({
@@ -79,7 +86,7 @@ export function compareWithManifest(
     const table = tableNameOf(csv.file);
     problems.push({ kind: 'not-in-manifest', table, file: csv.file, found: csv.rows, message: `${table} (${csv.file}): in the archive (${csv.rows} rows) but not in the manifest` });
   }
-  return { schema: manifest.schema, problems };
+  return { schema: manifest.schema, tables, problems };
 }
 
 function parseManifest(bytes: Buffer): { manifest: SchemaManifest } | { error: string } {

@@ -7,9 +7,9 @@ import { CsvRecordCounter } from '../export/count-csv-records';
 import { TarFormatError, TarStreamReader, TarTruncatedError } from './read-tar-stream';
 import type { TarEntryHeader } from './read-tar-stream';
 import { compareWithManifest, MANIFEST_ENTRY } from './compare-with-manifest';
-import type { ArchivedCsv, VerificationProblem } from './compare-with-manifest';
+import type { ArchivedCsv, CheckedTable, VerificationProblem } from './compare-with-manifest';
 
-export type { ArchivedCsv, VerificationProblem } from './compare-with-manifest';
+export type { ArchivedCsv, CheckedTable, VerificationProblem } from './compare-with-manifest';
 
 /** The manifest lists a few hundred bytes per table; a bigger one is not the export's. */
 const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
@@ -21,6 +21,8 @@ export interface TarballVerification {
   schema?: string;
   /** Each CSV read whole from the archive, with what was counted. */
   csvFiles: ArchivedCsv[];
+  /** The manifest's tables found in the archive, in the manifest's order (empty without a manifest). */
+  tables: CheckedTable[];
   problems: VerificationProblem[];
   compressedBytes: number;
 }
@@ -118,13 +120,13 @@ export async function verifyTarball(source: Readable | AsyncIterable<Buffer>): P
     if (!broken) throw error;
   }
 
-  if (broken?.kind === 'not-gzip') return { status: 'unreadable', csvFiles, problems: [broken], compressedBytes };
+  if (broken?.kind === 'not-gzip') return { status: 'unreadable', csvFiles, tables: [], problems: [broken], compressedBytes };
   // A cut or corrupted stream explains whatever else is missing; comparing further would only add noise.
-  if (broken) return { status: 'failed', csvFiles, problems: [broken, ...problems], compressedBytes };
+  if (broken) return { status: 'failed', csvFiles, tables: [], problems: [broken, ...problems], compressedBytes };
 
   const compared = compareWithManifest(manifest, csvFiles);
   problems.push(...compared.problems);
-  return { status: problems.length === 0 ? 'verified' : 'failed', schema: compared.schema, csvFiles, problems, compressedBytes };
+  return { status: problems.length === 0 ? 'verified' : 'failed', schema: compared.schema, csvFiles, tables: compared.tables, problems, compressedBytes };
 }
 
 /** What a failure of the gunzip or tar stage says about the tarball; undefined for other failures (reading the source). */
