@@ -43,7 +43,7 @@ describe('asynchronous invocations of the workers', () => {
     const configured = resourcesOfType(template, 'AWS::Lambda::EventInvokeConfig').map(
       ([, c]) => (c.Properties?.FunctionName as { Ref?: string }).Ref,
     );
-    expect(configured.sort()).toEqual(['ExportWorkerLambdaFunction', 'TimeLimitedWorkerLambdaFunction']);
+    expect(configured.sort()).toEqual(['ExportVerifierLambdaFunction', 'ExportWorkerLambdaFunction', 'TimeLimitedWorkerLambdaFunction']);
   });
 });
 

@@ -34,7 +34,9 @@ const ACTIONS_ALLOWED_ON_ANY_RESOURCE = [
 
 const API_FUNCTIONS = { exportApi: 'exportWorker', timeLimitedApi: 'timeLimitedWorker' } as const;
 const WORKERS = ['exportWorker', 'timeLimitedWorker'] as const;
-const ALL_FUNCTIONS = ['exportApi', 'exportWorker', 'timeLimitedApi', 'timeLimitedWorker', 'getRun', 'listRuns'];
+/** Invoked asynchronously (by the API, a schedule or an event), so they send failures to the queue. */
+const ASYNC_FUNCTIONS = [...WORKERS, 'exportVerifier'];
+const ALL_FUNCTIONS = ['exportApi', 'exportWorker', 'timeLimitedApi', 'timeLimitedWorker', 'getRun', 'listRuns', 'exportVerifier'];
 
 let template: CloudFormationTemplate;
 
@@ -142,7 +144,7 @@ describe('IAM: one least-privilege role per function', () => {
     }
   });
 
-  it('lets only the export worker touch S3: put and abort under the export prefix of its bucket', () => {
+  it('lets only the export worker and verifier touch S3: put and abort, read and tag, under the export prefix of its bucket', () => {
     const exportWorker = requireFunction(template, 'exportWorker');
     const bucket = exportWorker.environment.EXPORT_BUCKET;
     const prefix = exportWorker.environment.EXPORT_PREFIX;
@@ -154,6 +156,9 @@ describe('IAM: one least-privilege role per function', () => {
       const s3 = permissionsOfRole(template, fn.roleId!).filter((p) => p.startsWith('s3:'));
       if (fn.key === 'exportWorker') {
         expect(s3).toEqual([`s3:AbortMultipartUpload on ${exportObjects}`, `s3:PutObject on ${exportObjects}`]);
+      } else if (fn.key === 'exportVerifier') {
+        const actions = ['GetObject', 'GetObjectVersion', 'PutObjectTagging', 'PutObjectVersionTagging'];
+        expect(s3).toEqual(actions.map((action) => `s3:${action} on ${exportObjects}`));
       } else {
         expect(s3, `${fn.key} may use S3`).toEqual([]);
       }
@@ -184,10 +189,10 @@ describe('IAM: one least-privilege role per function', () => {
     const queueArn = show({ 'Fn::GetAtt': ['JobsDeadLetterQueue', 'Arn'] });
     for (const fn of lambdaFunctions(template).values()) {
       const sqs = permissionsOfRole(template, fn.roleId!).filter((p) => p.startsWith('sqs:'));
-      expect(sqs, fn.key).toEqual((WORKERS as readonly string[]).includes(fn.key) ? [`sqs:SendMessage on ${queueArn}`] : []);
+      expect(sqs, fn.key).toEqual(ASYNC_FUNCTIONS.includes(fn.key) ? [`sqs:SendMessage on ${queueArn}`] : []);
 
       // Whatever the checks above did not name is a permission nobody asked for.
-      const known = /^(logs:(CreateLogStream|PutLogEvents)|ec2:|ssm:GetParameter |kms:Decrypt |lambda:InvokeFunction |s3:(PutObject|AbortMultipartUpload) |sqs:SendMessage )/;
+      const known = /^(logs:(CreateLogStream|PutLogEvents)|ec2:|ssm:GetParameter |kms:Decrypt |lambda:InvokeFunction |s3:(PutObject|AbortMultipartUpload|GetObject|GetObjectVersion|PutObjectTagging|PutObjectVersionTagging) |sqs:SendMessage )/;
       expect(permissionsOfRole(template, fn.roleId!).filter((p) => !known.test(p)), `${fn.key} has unexpected permissions`).toEqual([]);
     }
   });
