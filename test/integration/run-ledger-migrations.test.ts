@@ -25,6 +25,7 @@ describe('migrateDatabase', () => {
       WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2`;
     expect(tables).toEqual([
       { schema: 'jobs', name: 'pgmigrations' },
+      { schema: 'jobs', name: 'run_steps' },
       { schema: 'jobs', name: 'runs' },
     ]);
 
@@ -55,6 +56,52 @@ describe('migrateDatabase', () => {
       expect.stringMatching(/^CREATE UNIQUE INDEX runs_one_active_per_job ON jobs\.runs USING btree \(job\) WHERE \(status = ANY \(ARRAY\['queued'::text, 'running'::text\]\)\)$/),
       expect.stringMatching(/^CREATE UNIQUE INDEX runs_pkey ON jobs\.runs/),
     ]);
+  });
+
+  it('creates jobs.run_steps: one step per schema of a run, gone with its run', async () => {
+    db = await createTestDatabase();
+    await migrateDatabase(db.url);
+    const { sql } = db;
+
+    const columns = await sql<{ name: string; type: string; nullable: string }[]>`
+      SELECT column_name AS name, data_type AS type, is_nullable AS nullable FROM information_schema.columns
+      WHERE table_schema = 'jobs' AND table_name = 'run_steps' ORDER BY ordinal_position`;
+    expect(columns.map((c) => `${c.name} ${c.type} ${c.nullable === 'YES' ? 'null' : 'not null'}`)).toEqual([
+      'id uuid not null',
+      'run_id uuid not null',
+      'position integer not null',
+      'name text not null',
+      'status text not null',
+      'attempts integer not null',
+      'lease_expires_at timestamp with time zone null',
+      'lambda_request_id text null',
+      'queued_at timestamp with time zone not null',
+      'started_at timestamp with time zone null',
+      'finished_at timestamp with time zone null',
+      'progress jsonb null',
+      'result jsonb null',
+      'error text null',
+      'verification jsonb null',
+    ]);
+
+    const [run] = await sql<{ id: string }[]>`INSERT INTO jobs.runs (job, trigger) VALUES ('export', 'http') RETURNING id`;
+    const [step] = await sql<{ status: string; attempts: number }[]>`
+      INSERT INTO jobs.run_steps (run_id, position, name) VALUES (${run!.id}, 0, 'water') RETURNING status, attempts`;
+    expect(step).toEqual({ status: 'queued', attempts: 0 });
+    await expect(sql`INSERT INTO jobs.run_steps (run_id, position, name) VALUES (${run!.id}, 1, 'water')`).rejects.toMatchObject({
+      code: '23505',
+      constraint_name: 'run_steps_one_per_name',
+    });
+    await expect(
+      sql`INSERT INTO jobs.run_steps (run_id, position, name, status) VALUES (${run!.id}, 1, 'crm', 'skipped')`,
+    ).rejects.toMatchObject({ code: '23514' });
+    await expect(
+      sql`INSERT INTO jobs.run_steps (run_id, position, name, status) VALUES (${run!.id}, 1, 'crm', 'running')`,
+    ).rejects.toMatchObject({ code: '23514', constraint_name: 'run_steps_running_has_lease' });
+
+    await sql`DELETE FROM jobs.runs WHERE id = ${run!.id}`;
+    const [{ count }] = await sql<[{ count: number }]>`SELECT count(*)::int AS count FROM jobs.run_steps`;
+    expect(count).toBe(0);
   });
 
   it('refuses values outside the vocabularies', async () => {
