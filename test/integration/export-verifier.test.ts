@@ -15,7 +15,7 @@ import { startSampleEnvironment } from '../support/sample-environment';
 import type { SampleEnvironment } from '../support/sample-environment';
 
 /**
- * exportVerifier's handler, run against a real database (migrated, with the steps ledger) and a
+ * exportVerifier's handler, run against a real database (migrated: jobs.runs and jobs.run_steps) and a
  * real S3 server, with the EventBridge "Object Created" event S3 sends.
  */
 const eventFixture = JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/verification/object-created-event.json'), 'utf8'));
@@ -44,7 +44,6 @@ async function verificationOnStep(schema: string) {
 
 beforeAll(async () => {
   env = await startSampleEnvironment();
-  await env.db.sql.unsafe(readFileSync(join(import.meta.dirname, '../fixtures/verification/run-steps-contract.sql'), 'utf8'));
   handler = createExportVerifierFunction(
     { DATABASE_URL: env.db.url, EXPORT_BUCKET: env.bucket, EXPORT_PREFIX: 'export/', S3_ENDPOINT: env.s3.endpoint },
     env.s3.client,
