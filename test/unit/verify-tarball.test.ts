@@ -1,8 +1,12 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { verifyTarball } from '../../lib/verification/verify-tarball';
-import { buildSchemaTarball, buildTar, flipByteInside, SAMPLE_TABLES } from '../fixtures/verification/build-tarball';
+import { buildSchemaTarball, buildTar, flipByteInside, SAMPLE_TABLES, summarise } from '../fixtures/verification/build-tarball';
 
 /** Feeds the bytes in small, uneven chunks, as a network stream would. */
 function streamOf(bytes: Buffer, chunkSize = 777): Readable {
@@ -137,5 +141,29 @@ describe('verifyTarball', () => {
     const result = await verifyTarball(streamOf(await buildSchemaTarball('crm_v2', [{ table, csv: 'a\n1\n' }])));
     expect(result.problems).toEqual([]);
     expect(result.csvFiles[0]!.file).toBe(`crm_v2/${table}.csv`);
+  });
+
+  it('verifies a tarball repacked with GNU tar (GNU long names, padding to a 10 KiB record)', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'waj-gnu-tar-'));
+    try {
+      const tables = [...SAMPLE_TABLES, { table: `long_${'n'.repeat(120)}`, csv: 'a\n1\n' }];
+      mkdirSync(join(folder, 'water'));
+      for (const t of tables) writeFileSync(join(folder, 'water', `${t.table}.csv`), t.csv);
+      const manifest = { schema: 'water', exportedAt: '2026-11-25T12:00:00.000Z', tables: tables.map((t) => summarise('water', t)) };
+      writeFileSync(join(folder, 'water', 'manifest.json'), JSON.stringify(manifest));
+      execFileSync('tar', ['--format=gnu', '-czf', join(folder, 'water.tgz'), '-C', folder, 'water']);
+      const result = await verifyTarball(streamOf(readFileSync(join(folder, 'water.tgz'))));
+      expect(result.problems).toEqual([]);
+      expect(result.tables).toHaveLength(4);
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
+
+  it('fails an archive with data after its end-of-archive marker', async () => {
+    const tar = gunzipSync(await buildSchemaTarball('water', SAMPLE_TABLES));
+    const result = await verifyTarball(streamOf(gzipSync(Buffer.concat([tar, Buffer.from('trailing bytes')]))));
+    expect(result.status).toBe('failed');
+    expect(result.problems[0]).toMatchObject({ kind: 'corrupt', message: expect.stringMatching(/Data after the end-of-archive marker/) });
   });
 });
