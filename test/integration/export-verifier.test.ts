@@ -5,12 +5,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DeleteObjectCommand, GetObjectTaggingCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { closeDatabase } from '../../lib/clients/database';
+import { createS3Client } from '../../lib/clients/s3';
 import { exportSchema } from '../../lib/export/export-schema';
 import { logger } from '../../lib/logger';
 import { createExportVerifierFunction } from '../../lib/verification/export-verifier-function';
 import type { VerifierResponse } from '../../lib/verification/export-verifier-function';
 import { VERIFICATION_FAILED_MESSAGE } from '../../lib/verification/verify-uploaded-tarball';
 import { buildSchemaTarball, flipByteInside, SAMPLE_TABLES } from '../fixtures/verification/build-tarball';
+import { freePort } from '../support/offline';
 import { startSampleEnvironment } from '../support/sample-environment';
 import type { SampleEnvironment } from '../support/sample-environment';
 
@@ -148,5 +150,16 @@ describe('exportVerifier', () => {
     await expect(handler(objectCreated('export/water.csv'))).rejects.toThrow(/not an export tarball/);
     await expect(handler(objectCreated('export/water.tgz', 'another-bucket'))).rejects.toThrow(/not an export tarball/);
     await expect(handler({ source: 'aws.s3', 'detail-type': 'Object Deleted', detail: {} })).rejects.toThrow(/Not an S3 "Object Created" event/);
+  });
+
+  it('throws when S3 cannot be reached (so Lambda retries), recording nothing', async () => {
+    const unreachable = createS3Client({ endpoint: `http://127.0.0.1:${await freePort()}` });
+    const cut = createExportVerifierFunction({ DATABASE_URL: env.db.url, EXPORT_BUCKET: env.bucket, EXPORT_PREFIX: 'export/' }, unreachable);
+    try {
+      await expect(cut(objectCreated('export/water.tgz'))).rejects.toThrow(/ECONNREFUSED|connect/);
+    } finally {
+      unreachable.destroy();
+    }
+    expect(await verificationOnStep('water')).toBeNull();
   });
 });

@@ -166,4 +166,12 @@ describe('verifyTarball', () => {
     expect(result.status).toBe('failed');
     expect(result.problems[0]).toMatchObject({ kind: 'corrupt', message: expect.stringMatching(/Data after the end-of-archive marker/) });
   });
+
+  it('throws, rather than calling the tarball truncated, when reading the source fails (a dropped connection)', async () => {
+    const tgz = await buildSchemaTarball('water', SAMPLE_TABLES);
+    const dropped = new Readable({ read() {} });
+    dropped.push(tgz.subarray(0, 200));
+    setImmediate(() => dropped.destroy(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })));
+    await expect(verifyTarball(dropped)).rejects.toThrow(/socket hang up/);
+  });
 });
