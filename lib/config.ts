@@ -58,6 +58,8 @@ export interface ExportSettings {
   bucket: string;
   prefix: string;
   schemas: string[];
+  /** How many schema steps run at once (EXPORT_CONCURRENCY; default: one per schema). */
+  concurrency: number;
   s3Endpoint?: string;
 }
 
@@ -70,7 +72,12 @@ export function readExportSettings(env: Env): ExportSettings {
     throw new ConfigError(`EXPORT_PREFIX must be a folder of the bucket: not empty, ending in "/", not starting with "/", no "//", spaces, "*" or "?" (it is ${JSON.stringify(prefix)})`);
   }
   const schemas = parseSchemaList(optional(env, 'EXPORT_SCHEMAS'));
-  return { bucket, prefix, schemas, s3Endpoint: url(env, 'S3_ENDPOINT') };
+  const rawConcurrency = optional(env, 'EXPORT_CONCURRENCY');
+  const concurrency = rawConcurrency === undefined ? schemas.length : Number(rawConcurrency);
+  if (rawConcurrency !== undefined && (!/^\d+$/.test(rawConcurrency) || concurrency < 1 || concurrency > 100)) {
+    throw new ConfigError(`EXPORT_CONCURRENCY must be a whole number from 1 to 100: ${JSON.stringify(rawConcurrency)}`);
+  }
+  return { bucket, prefix, schemas, concurrency, s3Endpoint: url(env, 'S3_ENDPOINT') };
 }
 
 function parseSchemaList(value: string | undefined): string[] {
@@ -127,4 +134,14 @@ export function readDispatchSettings(env: Env, workerFunctionVariable: string): 
   }
   const functionName = required(env, workerFunctionVariable, 'the full name of the worker Lambda to invoke');
   return { mode, functionName, endpoint };
+}
+
+/**
+ * How the export's coordinator hands each schema step to the schema worker: as readDispatchSettings
+ * with EXPORT_SCHEMA_WORKER_FUNCTION, except under `sls invoke local` (IS_LOCAL) with no
+ * LAMBDA_ENDPOINT, where there is no Lambda to invoke and the steps run in the same process.
+ */
+export function readStepDispatchSettings(env: Env): DispatchSettings {
+  if (env.IS_LOCAL === 'true' && !optional(env, 'LAMBDA_ENDPOINT')) return { mode: 'inline' };
+  return readDispatchSettings(env, 'EXPORT_SCHEMA_WORKER_FUNCTION');
 }

@@ -72,11 +72,12 @@ export function assertExportSucceeded(result: ExportResult): void {
 }
 
 /**
- * Exports each schema, in the order given, to `s3://bucket/${prefix}${schema}.tgz`.
+ * Exports each schema in this process, in the order given, to `s3://bucket/${prefix}${schema}.tgz`.
  *
  * A schema that fails is logged and reported in the result, and the next one still runs; this
  * never throws for a failed schema (assertExportSucceeded does). Temporary files live in one
- * folder made for this run, removed at the end whatever happened.
+ * folder made for this run, removed at the end whatever happened. The export job does not use
+ * this (it fans out, one step per schema: lib/jobs/export-job.ts); benchmarks and tests do.
  */
 export async function exportDatabase(
   settings: ExportSettings,
@@ -108,6 +109,76 @@ export async function exportDatabase(
   return { schemas: outcomes, timeTakenMs };
 }
 
+/** One schema's tarball, as uploaded. */
+export interface SchemaUpload {
+  key: string;
+  tables: number;
+  rows: number;
+  bytes: number;
+  compressedBytes: number;
+  timeTakenMs: number;
+}
+
+/** Progress within one schema. */
+export interface SchemaProgress {
+  tablesDone: number;
+  rows: number;
+  bytes: number;
+}
+
+/**
+ * Exports one schema to `s3://bucket/${prefix}${schema}.tgz`, staging its CSV files in `folder`
+ * (made and removed here). Throws on any failure, with the cause; nothing is left at the key.
+ * What an export step does, in whichever invocation carries the step.
+ */
+export async function exportSchemaToBucket(
+  schema: string,
+  target: { bucket: string; prefix: string; metadata?: Record<string, string> },
+  deps: { sql: Sql; s3: S3Client; folder: string },
+  onProgress?: (progress: SchemaProgress) => void,
+): Promise<SchemaUpload> {
+  const started = performance.now();
+  const key = `${target.prefix}${schema}.tgz`;
+  const progress: SchemaProgress = { tablesDone: 0, rows: 0, bytes: 0 };
+  let bytesOfFinishedTables = 0;
+  try {
+    const { tables, compressedBytes } = await exportSchema(schema, {
+      sql: deps.sql,
+      s3: deps.s3,
+      bucket: target.bucket,
+      key,
+      ...(target.metadata && { metadata: target.metadata }),
+      folder: deps.folder,
+      onTableBytes: (bytes) => {
+        progress.bytes = bytesOfFinishedTables + bytes;
+        onProgress?.({ ...progress });
+      },
+      onTableDone: (table: TableSummary) => {
+        bytesOfFinishedTables += table.bytes;
+        progress.bytes = bytesOfFinishedTables;
+        progress.tablesDone += 1;
+        progress.rows += table.rows;
+        onProgress?.({ ...progress });
+      },
+    });
+    const upload: SchemaUpload = {
+      key,
+      tables: tables.length,
+      rows: sum(tables.map((table) => table.rows)),
+      bytes: sum(tables.map((table) => table.bytes)),
+      compressedBytes,
+      timeTakenMs: Math.round(performance.now() - started),
+    };
+    logger.info('Schema exported', { schema, ...upload });
+    return upload;
+  } catch (error) {
+    logger.error('Schema export failed', { schema, key, timeTakenMs: Math.round(performance.now() - started), error: error as Error });
+    throw error;
+  } finally {
+    await rm(deps.folder, { recursive: true, force: true });
+  }
+}
+
 async function exportOneSchema(
   schema: string,
   index: number,
@@ -118,54 +189,24 @@ async function exportOneSchema(
   onProgress?: (progress: ExportProgress) => void,
 ): Promise<SchemaOutcome> {
   const started = performance.now();
-  const key = `${settings.prefix}${schema}.tgz`;
-  // Named by position: a schema name may hold anything a path should not.
-  const folder = join(runFolder, String(index));
-  const bytesBefore = progress.bytes;
-  let bytesOfFinishedTables = 0;
+  const before = { ...progress };
   try {
-    const { tables, compressedBytes } = await exportSchema(schema, {
-      sql: deps.sql,
-      s3: deps.s3,
-      bucket: settings.bucket,
-      key,
-      folder,
-      onTableBytes: (bytes) => {
-        progress.bytes = bytesBefore + bytesOfFinishedTables + bytes;
-        onProgress?.({ ...progress });
-      },
-      onTableDone: (table: TableSummary) => {
-        bytesOfFinishedTables += table.bytes;
-        progress.bytes = bytesBefore + bytesOfFinishedTables;
-        progress.tablesDone += 1;
-        progress.rows += table.rows;
-        onProgress?.({ ...progress });
-      },
+    // Named by position: a schema name may hold anything a path should not.
+    const upload = await exportSchemaToBucket(schema, settings, { sql: deps.sql, s3: deps.s3, folder: join(runFolder, String(index)) }, (p) => {
+      progress.tablesDone = before.tablesDone + p.tablesDone;
+      progress.rows = before.rows + p.rows;
+      progress.bytes = before.bytes + p.bytes;
+      onProgress?.({ ...progress });
     });
-    const outcome: SchemaOutcome = {
-      schema,
-      status: 'succeeded',
-      key,
-      tables: tables.length,
-      rows: sum(tables.map((table) => table.rows)),
-      bytes: sum(tables.map((table) => table.bytes)),
-      compressedBytes,
-      timeTakenMs: Math.round(performance.now() - started),
-    };
-    logger.info('Schema exported', { ...outcome });
-    return outcome;
+    return { schema, status: 'succeeded', ...upload };
   } catch (error) {
-    const outcome: SchemaOutcome = {
+    return {
       schema,
       status: 'failed',
-      key,
+      key: `${settings.prefix}${schema}.tgz`,
       timeTakenMs: Math.round(performance.now() - started),
       error: error instanceof Error ? error.message : String(error),
     };
-    logger.error('Schema export failed', { schema, key, timeTakenMs: outcome.timeTakenMs, error: error as Error });
-    return outcome;
-  } finally {
-    await rm(folder, { recursive: true, force: true });
   }
 }
 

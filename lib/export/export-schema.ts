@@ -34,6 +34,8 @@ export interface SchemaExportTarget {
   s3: S3Client;
   bucket: string;
   key: string;
+  /** User metadata of the uploaded object (the export step sets `run-id` and `schema`). */
+  metadata?: Record<string, string>;
   /** An empty folder of this run's own for the schema's temporary CSV files. */
   folder: string;
   onTableDone?: (table: TableSummary) => void;
@@ -66,7 +68,7 @@ const SNAPSHOT_SETTINGS = [
 export async function exportSchema(schema: string, target: SchemaExportTarget): Promise<SchemaExport> {
   const { sql, s3, bucket, key, folder } = target;
   const exportedAt = new Date();
-  const tarball = startSchemaTarball(s3, { bucket, key }, { date: exportedAt });
+  const tarball = startSchemaTarball(s3, { bucket, key, metadata: target.metadata }, { date: exportedAt });
   const tables: TableSummary[] = [];
   try {
     await tarball.started;

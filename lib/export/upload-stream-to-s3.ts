@@ -11,6 +11,8 @@ import { splitIntoParts } from './split-into-parts';
 export interface UploadTarget {
   bucket: string;
   key: string;
+  /** User metadata of the object (x-amz-meta-*), e.g. the run that wrote it. */
+  metadata?: Record<string, string>;
   contentType?: string;
 }
 
@@ -45,7 +47,7 @@ export async function uploadStreamToS3(
   { partBytes = 8 * 1024 * 1024, maxPartsInFlight = 2, onCreated }: UploadOptions = {},
 ): Promise<UploadSummary> {
   const { bucket: Bucket, key: Key } = target;
-  const created = await s3.send(new CreateMultipartUploadCommand({ Bucket, Key, ContentType: target.contentType }));
+  const created = await s3.send(new CreateMultipartUploadCommand({ Bucket, Key, ContentType: target.contentType, Metadata: target.metadata }));
   const UploadId = created.UploadId;
   if (!UploadId) throw new Error('S3 did not return an UploadId for the multipart upload');
   onCreated?.();

@@ -10,8 +10,15 @@ export interface RunEvent {
   runId: string;
 }
 
-/** Hands a run to the worker; rejects if the worker did not take it. */
-export type Dispatch = (event: RunEvent) => Promise<void>;
+/** The event the export's coordinator hands the schema worker: one step of a run. */
+export interface StepEvent {
+  runId: string;
+  /** The step's name: the schema. */
+  step: string;
+}
+
+/** Hands a run (or a step of one) to its worker; rejects if the worker did not take it. */
+export type Dispatch<Event extends RunEvent = RunEvent> = (event: Event) => Promise<void>;
 
 export class DispatchError extends Error {
   override readonly name = 'DispatchError';
@@ -24,11 +31,11 @@ export class DispatchError extends Error {
  * fails inline has recorded its failure on the run itself, so the hand-over still succeeded; a
  * worker that fails before taking the run (e.g. no database) rejects as a failed hand-over.
  */
-export function createDispatch(
+export function createDispatch<Event extends RunEvent = RunEvent>(
   settings: DispatchSettings,
-  runInline: (event: RunEvent) => Promise<unknown>,
+  runInline: (event: Event) => Promise<unknown>,
   lambda: LambdaClient | undefined = settings.mode === 'lambda' ? createLambdaClient(settings.endpoint) : undefined,
-): Dispatch {
+): Dispatch<Event> {
   if (settings.mode === 'inline') {
     return async (event) => {
       try {
@@ -36,7 +43,7 @@ export function createDispatch(
       } catch (error) {
         // Failed before taking the run (bad event, no database): the work was not handed over.
         if (!isFailureRecordedOnRun(error)) throw new DispatchError(`The inline worker did not take the run: ${(error as Error).message}`);
-        logger.error('Inline worker failed; the run records the cause', { runId: event.runId, error: error as Error });
+        logger.error('Inline worker failed; the run records the cause', { runId: event.runId, event: JSON.stringify(event), error: error as Error });
       }
     };
   }

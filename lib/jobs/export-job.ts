@@ -1,6 +1,9 @@
-import type { S3Client } from '@aws-sdk/client-s3';
 import type { ExportSettings } from '../config';
-import { assertExportSucceeded, exportDatabase } from '../export/export-database';
+import { logger } from '../logger';
+import { createStepLedger } from '../runs/step-ledger';
+import type { RunStep } from '../runs/step-ledger';
+import type { StepEvent } from './dispatch';
+import { STEPS_CLOSE_THE_RUN } from './job';
 import type { Job } from './job';
 import { InvalidParamsError, rejectUnknownFields } from './job-params';
 
@@ -29,21 +32,36 @@ export function parseExportParams(input: Record<string, unknown> | undefined, co
 }
 
 /**
- * `removeLeftoverRunFolders`: clear the temp folders of stopped runs before each run; only where a
- * run has its temp folder to itself (see removeLeftoverRunFolders).
+ * Hands the queued steps of a run to their workers. `lambda`: one asynchronous invocation each;
+ * `inline`: carried out in this process, EXPORT_CONCURRENCY at once, resolving when all have ended.
+ * Rejects for a step whose hand-over failed (the others are still handed over).
  */
-export function createExportJob(settings: ExportSettings, s3: S3Client, { removeLeftoverRunFolders = false } = {}): Job<ExportParams> {
+export type StartSteps = (steps: readonly StepEvent[]) => Promise<PromiseSettledResult<void>[]>;
+
+/**
+ * The export as a coordinator: it records one step per schema and hands each to the schema
+ * worker, then leaves the run to them (STEPS_CLOSE_THE_RUN). A step it could not hand over fails
+ * at once, naming the cause. Taken over by Lambda's retry of the same request, it hands over
+ * again only the steps still queued.
+ */
+export function createExportJob(settings: Pick<ExportSettings, 'schemas'>, startSteps: StartSteps): Job<ExportParams> {
   return {
     name: 'export',
     parseParams: (input) => parseExportParams(input, settings.schemas),
-    async run(params, { sql, reportProgress }) {
-      const result = await exportDatabase(
-        { bucket: settings.bucket, prefix: settings.prefix, schemas: params.schemas ?? settings.schemas },
-        { sql, s3, removeLeftoverRunFolders },
-        reportProgress,
-      );
-      assertExportSucceeded(result);
-      return result;
+    async run(params, { sql, runId }) {
+      const ledger = createStepLedger(sql);
+      const steps = await ledger.addSteps(runId, params.schemas ?? settings.schemas);
+      const queued = steps.filter((step) => step.status === 'queued');
+      logger.info('Export fanned out', { runId, steps: steps.map((step) => step.name), handedOver: queued.map((step) => step.name) });
+      const handedOver = await startSteps(queued.map((step) => ({ runId, step: step.name })));
+      for (const [index, outcome] of handedOver.entries()) {
+        if (outcome.status === 'fulfilled') continue;
+        const step: RunStep = queued[index]!;
+        const cause = outcome.reason instanceof Error ? outcome.reason.message : String(outcome.reason);
+        logger.error('Could not hand the step to its worker', { runId, step: step.name, error: cause });
+        await ledger.finish(step.id, { status: 'failed', error: `Could not hand the step to its worker: ${cause}`, final: true });
+      }
+      return STEPS_CLOSE_THE_RUN;
     },
   };
 }

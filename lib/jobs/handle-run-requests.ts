@@ -11,7 +11,7 @@ export async function handleGetRunRequest(event: RunRequest, getLedger: () => Pr
   try {
     const id = event.pathParameters?.id ?? '';
     if (!isUuid(id)) throw new HttpError(400, `The run id must be a uuid: ${JSON.stringify(id)}`);
-    const run = await (await getLedger()).get(id);
+    const run = await (await getLedger()).getWithSteps(id);
     if (!run) throw new HttpError(404, `No run has the id ${id}`);
     return jsonResponse(200, run);
   } catch (error) {

@@ -4,11 +4,14 @@ import { readDatabaseSettings, readDispatchSettings } from '../config';
 import type { DatabaseSettings, Env } from '../config';
 import { logger } from '../logger';
 import { createRunLedger } from '../runs/run-ledger';
+import { createStepLedger } from '../runs/step-ledger';
 import { createDispatch } from './dispatch';
 import { handleStartJobRequest } from './handle-start-job-request';
 import type { Job } from './job';
 import { parseJobWorkerEvent, runJobWorker } from './run-job-worker';
 import type { WorkerDeps, WorkerOutcome } from './run-job-worker';
+import { parseStepEvent, runStepWorker } from './run-step-worker';
+import type { StepWork, StepWorkerDeps, StepWorkerOutcome } from './run-step-worker';
 
 /** The lease of a run carried out in-process (inline dispatch): as long as a Lambda may run. */
 const INLINE_LEASE_MS = 15 * 60 * 1000;
@@ -35,6 +38,46 @@ export function createStartJobFunction(job: Job, env: Env, workerFunctionVariabl
 }
 
 export type WorkerResponse = WorkerOutcome | { status: 'failed'; error: string };
+
+/**
+ * A step worker function (the export's schema worker): invoked asynchronously by the coordinator
+ * with `{ runId, step }`, once per step. `maxAttempts`: see StepWorkerContext.
+ */
+export function createStepWorkerFunction(work: StepWork, env: Env, maxAttempts: number) {
+  const database = readDatabaseSettings(env);
+  // serverless-offline does not retry an Event invocation: its first attempt is its last.
+  const attempts = env.IS_OFFLINE ? 1 : maxAttempts;
+  return async (event: unknown, context: Context): Promise<StepWorkerOutcome | { status: 'failed'; error: string }> => {
+    try {
+      parseStepEvent(event);
+      return await runStepWorker(
+        event,
+        work,
+        { requestId: context.awsRequestId, leaseMs: context.getRemainingTimeInMillis(), maxAttempts: attempts },
+        await stepWorkerDeps(database),
+      );
+    } catch (error) {
+      // As for the job workers: offline, a throw from an Event-invoked handler ends the emulator.
+      if (env.IS_OFFLINE) {
+        logger.error('Step worker failed', { error: error as Error });
+        return { status: 'failed', error: (error as Error).message };
+      }
+      throw error;
+    } finally {
+      if (env.IS_LOCAL === 'true') await closeDatabase();
+    }
+  };
+}
+
+/** Runs a step in this process (inline dispatch): the lease as long as a Lambda may run, one attempt. */
+export async function runStepInline(work: StepWork, event: unknown, database: DatabaseSettings): Promise<StepWorkerOutcome> {
+  return runStepWorker(event, work, { leaseMs: INLINE_LEASE_MS, maxAttempts: 1 }, await stepWorkerDeps(database));
+}
+
+async function stepWorkerDeps(database: DatabaseSettings): Promise<StepWorkerDeps> {
+  const sql = await getDatabase(database);
+  return { sql, steps: createStepLedger(sql) };
+}
 
 /** The worker function of one job: invoked by its API function, a schedule, or by hand. */
 export function createJobWorkerFunction(job: Job, env: Env) {

@@ -3,7 +3,8 @@ import { logger } from '../logger';
 import { createProgressReporter } from '../runs/progress-reporter';
 import { ActiveRunError } from '../runs/run-ledger';
 import type { RunLedger, RunStatus } from '../runs/run-ledger';
-import { markFailureRecordedOnRun } from './failure-recorded-on-run';
+import { isFailureRecordedOnRun, markFailureRecordedOnRun } from './failure-recorded-on-run';
+import { STEPS_CLOSE_THE_RUN } from './job';
 import type { Job } from './job';
 import { InvalidParamsError } from './job-params';
 import { parseWorkerEvent, WorkerEventError } from './worker-event';
@@ -24,6 +25,8 @@ export interface WorkerDeps {
 export type WorkerOutcome =
   | { runId: string; status: Extract<RunStatus, 'succeeded'>; result: unknown }
   | { runId: string; status: 'skipped'; activeRunId: string }
+  /** Fanned out: the run's steps are under way in their own invocations, and the last closes the run. */
+  | { runId: string; status: 'running'; steps: string[] }
   /** A redelivered event for a run that is finished or still running elsewhere: nothing was done. */
   | { runId: string; status: 'not_claimed'; reason: string };
 
@@ -88,11 +91,13 @@ export async function runJobWorker(job: Job, event: unknown, context: WorkerCont
   logger.info('Run started', { job: job.name, runId, attempt: claim.run.attempts, trigger: claim.run.trigger });
   const progress = createProgressReporter(ledger, runId);
   try {
-    const result = await job.run(job.parseParams(claim.run.params), { sql, reportProgress: progress.report });
+    const result = await job.run(job.parseParams(claim.run.params), { sql, runId, reportProgress: progress.report });
     await progress.flush();
+    if (result === STEPS_CLOSE_THE_RUN) return await stepsOutcome(ledger, runId);
     await ledger.succeed(runId, result);
     return { runId, status: 'succeeded', result };
   } catch (error) {
+    if (isFailureRecordedOnRun(error)) throw error;
     try {
       await progress.flush();
       await ledger.fail(runId, describe(error));
@@ -104,4 +109,16 @@ export async function runJobWorker(job: Job, event: unknown, context: WorkerCont
     }
     throw markFailureRecordedOnRun(error);
   }
+}
+
+/**
+ * After a fan-out: the run as its steps left it. Steps carried out in this process (inline) have
+ * closed it already; a failed run rejects as any failed job does, with the failure already recorded.
+ */
+async function stepsOutcome(ledger: RunLedger, runId: string): Promise<WorkerOutcome> {
+  const run = await ledger.getWithSteps(runId);
+  if (run?.status === 'succeeded') return { runId, status: 'succeeded', result: run.result };
+  if (run?.status === 'failed' || run?.status === 'timed_out') throw markFailureRecordedOnRun(new Error(run.error ?? `The run ${run.status}`));
+  logger.info('Run handed to its steps', { runId, steps: run?.steps.map((step) => step.name) });
+  return { runId, status: 'running', steps: (run?.steps ?? []).map((step) => step.name) };
 }

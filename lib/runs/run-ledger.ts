@@ -1,6 +1,9 @@
 import type { JSONValue, Sql } from 'postgres';
 import { JOB_NAMES, RUN_STATUSES } from './run';
 import type { JobName, Run, RunStatus, Trigger } from './run';
+import { QUEUED_RUN_EXPIRY_SECONDS, takeoverAllowed } from './lease-rules';
+import { createStepLedger, totalSteps } from './step-ledger';
+import type { RunStep } from './step-ledger';
 import { checkListLimit, DEFAULT_LIST_LIMIT, isRunStatus, isUuid } from './run-queries';
 
 export { JOB_NAMES, RUN_STATUSES };
@@ -67,8 +70,29 @@ export interface RunLedger {
   /** queued or running → failed (or timed_out). Throws RunNotFoundError / RunStateError otherwise. */
   fail(runId: string, error: string, status?: 'failed' | 'timed_out'): Promise<Run>;
   get(runId: string): Promise<Run | undefined>;
+  /** The run with its steps in their configured order; a run with steps shows their totals as its progress. */
+  getWithSteps(runId: string): Promise<RunWithSteps | undefined>;
   /** Newest first; limit 20 by default, 1 to 100 (RangeError outside that). */
   list(job: JobName, opts?: { status?: RunStatus; limit?: number }): Promise<Run[]>;
+}
+
+/** A step as GET /jobs/runs/{id} shows it (a dashboard reads exactly this). */
+export interface ShownStep {
+  name: string;
+  status: RunStep['status'];
+  attempts: number;
+  startedAt: string | null;
+  finishedAt: string | null;
+  result: RunStep['result'];
+  error: string | null;
+  verification?: unknown;
+}
+
+export type RunWithSteps = Run & { steps: ShownStep[] };
+
+function showStep(step: RunStep): ShownStep {
+  const { name, status, attempts, startedAt, finishedAt, result, error, verification } = step;
+  return { name, status, attempts, startedAt, finishedAt, result, error, ...(verification === null ? {} : { verification }) };
 }
 
 interface RunRow {
@@ -126,15 +150,8 @@ function isActiveRunConflict(error: unknown): boolean {
  */
 const RACE_RETRIES = 3;
 
-/**
- * How long a run may stay `queued`. An asynchronous invocation that has not reached the worker
- * within the workers' maximumEventAge (3600 s in serverless.yml) never will: Lambda has dropped
- * it or sent it to the dead-letter queue, e.g. when every attempt failed before claiming the run
- * because the database was down. Such a run would block its job for ever; past this age it is
- * marked timed_out when the next trigger arrives. Kept above maximumEventAge (a template test
- * checks) so a run whose event may still arrive is never expired.
- */
-export const QUEUED_RUN_EXPIRY_SECONDS = 65 * 60;
+// Shared with the steps of a run: lease-rules.ts.
+export { QUEUED_RUN_EXPIRY_SECONDS };
 
 /** The ledger's table is missing: the database was never migrated. Says how to fix it. */
 export class LedgerNotMigratedError extends Error {
@@ -151,7 +168,7 @@ function explainMissingTable<Args extends unknown[], Result>(method: (...args: A
     try {
       return await method(...args);
     } catch (error) {
-      if ((error as { code?: unknown }).code === UNDEFINED_TABLE && /jobs\.runs/.test((error as Error).message)) {
+      if ((error as { code?: unknown }).code === UNDEFINED_TABLE && /jobs\.run(s|_steps)/.test((error as Error).message)) {
         throw new LedgerNotMigratedError();
       }
       throw error;
@@ -170,6 +187,7 @@ export function createRunLedger(sql: Sql): RunLedger {
     succeed: explainMissingTable(ledger.succeed),
     fail: explainMissingTable(ledger.fail),
     get: explainMissingTable(ledger.get),
+    getWithSteps: explainMissingTable(ledger.getWithSteps),
     list: explainMissingTable(ledger.list),
   };
 }
@@ -178,6 +196,8 @@ function createUncheckedRunLedger(sql: Sql): RunLedger {
   // JSON in and out: results and progress come from the jobs as plain JSON-able values, and an
   // absent value is stored as SQL NULL rather than JSON null.
   const jsonb = (value: unknown) => (value === undefined || value === null ? null : sql.json(value as JSONValue));
+
+  const steps = createStepLedger(sql);
 
   async function findRow(runId: string): Promise<(RunRow & { lease_live: boolean | null }) | undefined> {
     if (!isUuid(runId)) return undefined; // the uuid column would reject it; no such run can exist
@@ -200,6 +220,8 @@ function createUncheckedRunLedger(sql: Sql): RunLedger {
 
   return {
     async enqueue(job, trigger, params = {}, requestId) {
+      // A fanned-out run follows its steps: steps nobody carries on end it first.
+      await steps.expireSteps(job);
       // A run still 'running' past its lease lost its worker to the Lambda timeout. The lease
       // was that timeout, so the run ended when the lease did.
       await sql`
@@ -271,13 +293,7 @@ function createUncheckedRunLedger(sql: Sql): RunLedger {
                 error = NULL
             WHERE id = ${runId}
               AND job = ${job}
-              AND (status IN ('queued', 'failed', 'timed_out')
-                   OR (status = 'running' AND lease_expires_at <= now())
-                   -- Lambda retries an asynchronous invocation with the same request id, after the
-                   -- attempt ended: a running run of this request is the attempt that crashed (out
-                   -- of memory, runtime exit) before recording it. A rare duplicate delivery
-                   -- running alongside is harmless: both jobs are idempotent.
-                   OR (status = 'running' AND lambda_request_id = ${requestId ?? null}))
+              AND (status IN ('queued', 'failed', 'timed_out') OR ${takeoverAllowed(sql, requestId)})
             RETURNING *`;
         } catch (error) {
           // Retrying a failed or timed-out run while a newer run of the job is active: the
@@ -334,6 +350,15 @@ function createUncheckedRunLedger(sql: Sql): RunLedger {
     async get(runId) {
       const row = await findRow(runId);
       return row && toRun(row);
+    },
+
+    async getWithSteps(runId) {
+      const row = await findRow(runId);
+      if (!row) return undefined;
+      const run = toRun(row);
+      const runSteps = await steps.listSteps(runId);
+      if (runSteps.length === 0) return { ...run, steps: [] };
+      return { ...run, progress: totalSteps(runSteps), steps: runSteps.map(showStep) };
     },
 
     async list(job, { status, limit = DEFAULT_LIST_LIMIT } = {}) {

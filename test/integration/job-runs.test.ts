@@ -1,6 +1,9 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { createExportJob, parseExportParams } from '../../lib/jobs/export-job';
+import { createExportStepWork, createStartSteps } from '../../lib/jobs/export-steps';
+import { runStepWorker } from '../../lib/jobs/run-step-worker';
+import { createStepLedger } from '../../lib/runs/step-ledger';
 import { handleGetRunRequest, handleListRunsRequest } from '../../lib/jobs/handle-run-requests';
 import { handleStartJobRequest } from '../../lib/jobs/handle-start-job-request';
 import type { Job } from '../../lib/jobs/job';
@@ -224,7 +227,11 @@ describe('a redelivered event after success changes nothing', () => {
   it('export: no second upload, one run row', async () => {
     await seedSampleDatabase(db.sql);
     const bucket = await s3.createBucket();
-    const job = createExportJob({ bucket, prefix: 'export/', schemas: ['crm', 'idm'] }, s3.client);
+    const work = createExportStepWork({ bucket, prefix: 'export/' }, s3.client);
+    const startSteps = createStartSteps({ mode: 'inline' }, 2, (event) =>
+      runStepWorker(event, work, { leaseMs: LEASE_MS, maxAttempts: 1 }, { sql: db.sql, steps: createStepLedger(db.sql) }),
+    );
+    const job = createExportJob({ schemas: ['crm', 'idm'] }, startSteps);
     const run = await ledger.enqueue('export', 'http');
     await runJobWorker(job, { runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
     const first = await s3.client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'export/crm.tgz' }));

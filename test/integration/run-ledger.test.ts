@@ -21,7 +21,7 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  await db.sql`TRUNCATE jobs.runs`;
+  await db.sql`TRUNCATE jobs.runs CASCADE`;
 });
 
 const UNKNOWN_ID = '3f1c2a9e-8d4b-4e5f-9a6b-7c8d9e0f1a2b';

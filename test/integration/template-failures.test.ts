@@ -22,7 +22,7 @@ function resource(id: string) {
 }
 
 describe('asynchronous invocations of the workers', () => {
-  it.each(['exportWorker', 'timeLimitedWorker'])('%s: bounded retries and event age, failures to the failed-runs queue', (key) => {
+  it.each(['exportWorker', 'exportSchemaWorker', 'timeLimitedWorker'])('%s: bounded retries and event age, failures to the failed-runs queue', (key) => {
     const worker = requireFunction(template, key);
     const configs = resourcesOfType(template, 'AWS::Lambda::EventInvokeConfig').filter(
       ([, c]) => (c.Properties?.FunctionName as { Ref?: string }).Ref === worker.logicalId,
@@ -43,7 +43,7 @@ describe('asynchronous invocations of the workers', () => {
     const configured = resourcesOfType(template, 'AWS::Lambda::EventInvokeConfig').map(
       ([, c]) => (c.Properties?.FunctionName as { Ref?: string }).Ref,
     );
-    expect(configured.sort()).toEqual(['ExportVerifierLambdaFunction', 'ExportWorkerLambdaFunction', 'TimeLimitedWorkerLambdaFunction']);
+    expect(configured.sort()).toEqual(['ExportSchemaWorkerLambdaFunction', 'ExportVerifierLambdaFunction', 'ExportWorkerLambdaFunction', 'TimeLimitedWorkerLambdaFunction']);
   });
 });
 
@@ -67,7 +67,7 @@ describe('the failed-runs queue', () => {
     expect(resource('JobsAlarmTopic').Type).toBe('AWS::SNS::Topic');
   });
 
-  it.each(['exportWorker', 'timeLimitedWorker'])('%s: an alarm on its Errors, sent to the same topic', (key) => {
+  it.each(['exportWorker', 'exportSchemaWorker', 'timeLimitedWorker'])('%s: an alarm on its Errors, sent to the same topic', (key) => {
     const worker = requireFunction(template, key);
     const alarms = resourcesOfType(template, 'AWS::CloudWatch::Alarm').filter(
       ([, a]) =>

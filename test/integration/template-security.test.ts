@@ -32,11 +32,16 @@ const ACTIONS_ALLOWED_ON_ANY_RESOURCE = [
   'ec2:UnassignPrivateIpAddresses',
 ];
 
-const API_FUNCTIONS = { exportApi: 'exportWorker', timeLimitedApi: 'timeLimitedWorker' } as const;
-const WORKERS = ['exportWorker', 'timeLimitedWorker'] as const;
+/** Who may invoke whom, and the setting that names the target: an API its worker; the export's coordinator its schema worker. */
+const INVOKERS = {
+  exportApi: ['exportWorker', 'EXPORT_WORKER_FUNCTION'],
+  timeLimitedApi: ['timeLimitedWorker', 'TIME_LIMITED_WORKER_FUNCTION'],
+  exportWorker: ['exportSchemaWorker', 'EXPORT_SCHEMA_WORKER_FUNCTION'],
+} as const;
+const WORKERS = ['exportWorker', 'exportSchemaWorker', 'timeLimitedWorker'] as const;
 /** Invoked asynchronously (by the API, a schedule or an event), so they send failures to the queue. */
 const ASYNC_FUNCTIONS = [...WORKERS, 'exportVerifier'];
-const ALL_FUNCTIONS = ['exportApi', 'exportWorker', 'timeLimitedApi', 'timeLimitedWorker', 'getRun', 'listRuns', 'exportVerifier'];
+const ALL_FUNCTIONS = ['exportApi', 'exportWorker', 'exportSchemaWorker', 'timeLimitedApi', 'timeLimitedWorker', 'getRun', 'listRuns', 'exportVerifier'];
 
 let template: CloudFormationTemplate;
 
@@ -128,15 +133,15 @@ describe('IAM: one least-privilege role per function', () => {
     }
   });
 
-  it('lets an API function invoke its own worker and nothing else; no other function invokes anything', () => {
+  it('lets an API function invoke its own worker, the export coordinator its schema worker, and nothing else', () => {
     for (const fn of lambdaFunctions(template).values()) {
       const invokes = permissionsOfRole(template, fn.roleId!).filter((p) => p.startsWith('lambda:'));
-      const worker = API_FUNCTIONS[fn.key as keyof typeof API_FUNCTIONS];
-      if (worker) {
+      const invoked = INVOKERS[fn.key as keyof typeof INVOKERS];
+      if (invoked) {
+        const [worker, variable] = invoked;
         const target = requireFunction(template, worker);
         expect(invokes, fn.key).toEqual([`lambda:InvokeFunction on ${show({ 'Fn::GetAtt': [target.logicalId, 'Arn'] })}`]);
         // The name it dispatches to is that same function.
-        const variable = worker === 'exportWorker' ? 'EXPORT_WORKER_FUNCTION' : 'TIME_LIMITED_WORKER_FUNCTION';
         expect(fn.environment[variable]).toBe(target.properties.FunctionName);
       } else {
         expect(invokes, `${fn.key} may invoke functions`).toEqual([]);
@@ -144,8 +149,8 @@ describe('IAM: one least-privilege role per function', () => {
     }
   });
 
-  it('lets only the export worker and verifier touch S3: put and abort, read and tag, under the export prefix of its bucket', () => {
-    const exportWorker = requireFunction(template, 'exportWorker');
+  it('lets only the export schema worker and the verifier touch S3: put and abort, read and tag, under the export prefix of its bucket', () => {
+    const exportWorker = requireFunction(template, 'exportSchemaWorker');
     const bucket = exportWorker.environment.EXPORT_BUCKET;
     const prefix = exportWorker.environment.EXPORT_PREFIX;
     expect(bucket).toMatch(/^[a-z0-9][a-z0-9.-]+$/);
@@ -154,7 +159,7 @@ describe('IAM: one least-privilege role per function', () => {
 
     for (const fn of lambdaFunctions(template).values()) {
       const s3 = permissionsOfRole(template, fn.roleId!).filter((p) => p.startsWith('s3:'));
-      if (fn.key === 'exportWorker') {
+      if (fn.key === 'exportSchemaWorker') {
         expect(s3).toEqual([`s3:AbortMultipartUpload on ${exportObjects}`, `s3:PutObject on ${exportObjects}`]);
       } else if (fn.key === 'exportVerifier') {
         const actions = ['GetObject', 'GetObjectVersion', 'PutObjectTagging', 'PutObjectVersionTagging'];

@@ -1,0 +1,84 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { readDatabaseSettings, readStepDispatchSettings } from '../config';
+import type { DispatchSettings, Env, ExportSettings } from '../config';
+import { exportSchemaToBucket } from '../export/export-database';
+import { RUN_FOLDER_PREFIX, removeLeftoverRunFolders } from '../export/remove-leftover-run-folders';
+import { createDispatch } from './dispatch';
+import type { StepEvent } from './dispatch';
+import { createExportJob } from './export-job';
+import type { StartSteps } from './export-job';
+import { runStepInline } from './job-functions';
+import type { StepWork } from './run-step-worker';
+
+/**
+ * Attempts an export step gets in AWS: 1 + exportSchemaWorker's maximumRetryAttempts in
+ * serverless.yml (a template test checks they agree).
+ */
+export const EXPORT_STEP_ATTEMPTS = 2;
+
+/**
+ * One step of an export: one schema to `<prefix><schema>.tgz`, the object's metadata naming the
+ * run and the schema (the tarball verifier reads them). `removeLeftovers`: first clear the temp
+ * folders of stopped attempts; only where an attempt has the temp folder to itself (AWS Lambda).
+ */
+export function createExportStepWork(
+  settings: Pick<ExportSettings, 'bucket' | 'prefix'>,
+  s3: S3Client,
+  { removeLeftovers = false, tmpRoot = tmpdir() }: { removeLeftovers?: boolean; tmpRoot?: string } = {},
+): StepWork {
+  return async (step, { sql, reportProgress }) => {
+    if (removeLeftovers) await removeLeftoverRunFolders(tmpRoot);
+    const folder = await mkdtemp(join(tmpRoot, RUN_FOLDER_PREFIX));
+    try {
+      const { key, tables, rows, bytes, compressedBytes, timeTakenMs } = await exportSchemaToBucket(
+        step.name,
+        { bucket: settings.bucket, prefix: settings.prefix, metadata: { 'run-id': step.runId, schema: step.name } },
+        // A folder inside: exportSchemaToBucket removes the one it is given.
+        { sql, s3, folder: join(folder, 'schema') },
+        reportProgress,
+      );
+      return { key, tables, rows, bytes, compressedBytes, timeTakenMs };
+    } finally {
+      await rm(folder, { recursive: true, force: true });
+    }
+  };
+}
+
+/**
+ * How the coordinator hands steps over: `lambda`, an asynchronous invocation of the schema worker
+ * per step (Lambda runs up to its reserved concurrency at once and queues the rest); `inline`,
+ * carried out here, `concurrency` at once, resolving when they have all ended.
+ */
+export function createStartSteps(settings: DispatchSettings, concurrency: number, runInline: (event: StepEvent) => Promise<unknown>): StartSteps {
+  const dispatch = createDispatch<StepEvent>(settings, runInline);
+  if (settings.mode === 'lambda') return async (steps) => Promise.allSettled(steps.map((step) => dispatch(step)));
+  return async (steps) => {
+    const outcomes: PromiseSettledResult<void>[] = new Array(steps.length);
+    let next = 0;
+    const lane = async () => {
+      while (next < steps.length) {
+        const index = next++;
+        outcomes[index] = await dispatch(steps[index]!).then(
+          (value) => ({ status: 'fulfilled', value }) as const,
+          (reason: unknown) => ({ status: 'rejected', reason }) as const,
+        );
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, steps.length) }, lane));
+    return outcomes;
+  };
+}
+
+/**
+ * The export as the functions wire it: the coordinator job (what exportApi and exportWorker run)
+ * and the step work (what exportSchemaWorker runs, and the coordinator in-process when inline).
+ */
+export function createFannedOutExport(env: Env, settings: ExportSettings, s3: S3Client, options: { removeLeftovers?: boolean } = {}) {
+  const database = readDatabaseSettings(env);
+  const work = createExportStepWork(settings, s3, options);
+  const startSteps = createStartSteps(readStepDispatchSettings(env), settings.concurrency, (event) => runStepInline(work, event, database));
+  return { job: createExportJob(settings, startSteps), work };
+}

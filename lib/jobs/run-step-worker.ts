@@ -1,0 +1,90 @@
+import type { Sql } from 'postgres';
+import { logger } from '../logger';
+import { createProgressReporter } from '../runs/progress-reporter';
+import { isUuid } from '../runs/run-queries';
+import type { ClosedRun, RunStep, StepLedger, StepProgress, StepResult } from '../runs/step-ledger';
+import type { StepEvent } from './dispatch';
+import { markFailureRecordedOnRun } from './failure-recorded-on-run';
+import { WorkerEventError } from './worker-event';
+
+/** The work of one step, e.g. one schema's export. Resolves with the step's result; throws its cause. */
+export type StepWork = (step: RunStep, context: { sql: Sql; reportProgress(progress: StepProgress): void }) => Promise<StepResult>;
+
+export interface StepWorkerContext {
+  /** The Lambda request id of this attempt, recorded on the step. */
+  requestId?: string;
+  /** How long this attempt may run: the step's lease. */
+  leaseMs: number;
+  /**
+   * Attempts a step gets: 1 + the function's maximumRetryAttempts where Lambda retries (a template
+   * test checks they agree), 1 where nothing does (inline, serverless-offline). A failed attempt
+   * before the last waits queued for Lambda's retry; the last one fails the step for good.
+   */
+  maxAttempts: number;
+}
+
+export interface StepWorkerDeps {
+  sql: Sql;
+  steps: StepLedger;
+}
+
+export type StepWorkerOutcome =
+  | { runId: string; step: string; status: 'succeeded'; result: StepResult; runClosed?: ClosedRun }
+  /** A redelivered event for a step that is finished or still running elsewhere: nothing was done. */
+  | { runId: string; step: string; status: 'not_claimed'; reason: string };
+
+/** Reads a step event, `{ "runId": "<uuid>", "step": "<name>" }`. Pure; throws WorkerEventError. */
+export function parseStepEvent(event: unknown): StepEvent {
+  if (typeof event !== 'object' || event === null || Array.isArray(event)) {
+    throw new WorkerEventError(`A step event must be a JSON object, not ${Array.isArray(event) ? 'an array' : event === null ? 'null' : typeof event}`);
+  }
+  const { runId, step, ...extra } = event as Record<string, unknown>;
+  if (Object.keys(extra).length > 0) throw new WorkerEventError(`A step event has only "runId" and "step"; it also had ${Object.keys(extra).join(', ')}`);
+  if (typeof runId !== 'string' || !isUuid(runId)) throw new WorkerEventError('"runId" must be a uuid');
+  if (typeof step !== 'string' || step === '') throw new WorkerEventError('"step" must name a step of the run');
+  return { runId, step };
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * One step invocation: claim the step, do its work, record how it ended; the run's last step
+ * closes the run. Rejects when the work failed (after recording it), so Lambda's retries,
+ * on-failure destination and alarms see the failure, as for a run.
+ */
+export async function runStepWorker(event: unknown, work: StepWork, context: StepWorkerContext, { sql, steps }: StepWorkerDeps): Promise<StepWorkerOutcome> {
+  const { runId, step: name } = parseStepEvent(event);
+  const claim = await steps.claim(runId, name, { leaseMs: context.leaseMs, requestId: context.requestId });
+  if (!claim.claimed) {
+    if (claim.reason === 'not_found') throw new WorkerEventError(`Run ${runId} has no step ${JSON.stringify(name)}`);
+    logger.info('Step not claimed; nothing to do', { runId, step: name, reason: claim.reason });
+    return { runId, step: name, status: 'not_claimed', reason: claim.reason };
+  }
+  const { step } = claim;
+  logger.info('Step started', { runId, step: name, attempt: step.attempts });
+  const progress = createProgressReporter({ reportProgress: (id, value) => steps.reportProgress(id, value as StepProgress) }, step.id);
+  let result: StepResult;
+  try {
+    result = await work(step, { sql, reportProgress: progress.report });
+  } catch (error) {
+    const final = step.attempts >= context.maxAttempts;
+    try {
+      await progress.flush();
+      const { closed } = await steps.finish(step.id, { status: 'failed', error: describe(error), final });
+      logger.error(final ? 'Step failed' : 'Step attempt failed; Lambda retries it', { runId, step: name, attempt: step.attempts, error: error as Error });
+      if (closed) logger.info('Run closed by its last step', { ...closed });
+    } catch (recordError) {
+      // Keep the step's own error for Lambda; the step stays running until a retry of this
+      // request takes it over (claim) or its lease ends.
+      logger.error('Could not record the failed step', { runId, step: name, error: recordError as Error });
+      throw error;
+    }
+    throw markFailureRecordedOnRun(error);
+  }
+  await progress.flush();
+  const { closed } = await steps.finish(step.id, { status: 'succeeded', result });
+  if (closed) logger.info('Run closed by its last step', { ...closed });
+  return { runId, step: name, status: 'succeeded', result, ...(closed && { runClosed: closed }) };
+}

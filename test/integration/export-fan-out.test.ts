@@ -1,0 +1,321 @@
+import { randomBytes } from 'node:crypto';
+import postgres from 'postgres';
+import type { Sql } from 'postgres';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { createExportJob } from '../../lib/jobs/export-job';
+import { createExportStepWork, createStartSteps } from '../../lib/jobs/export-steps';
+import { handleGetRunRequest } from '../../lib/jobs/handle-run-requests';
+import { handleStartJobRequest } from '../../lib/jobs/handle-start-job-request';
+import { runJobWorker } from '../../lib/jobs/run-job-worker';
+import { runStepWorker } from '../../lib/jobs/run-step-worker';
+import type { StepWork } from '../../lib/jobs/run-step-worker';
+import { createRunLedger } from '../../lib/runs/run-ledger';
+import type { RunLedger, RunWithSteps } from '../../lib/runs/run-ledger';
+import { createStepLedger } from '../../lib/runs/step-ledger';
+import type { StepLedger } from '../../lib/runs/step-ledger';
+import type { StepEvent } from '../../lib/jobs/dispatch';
+import { adminUrl } from '../support/database';
+import type { TestDatabase } from '../support/database';
+import { startSampleEnvironment } from '../support/sample-environment';
+import type { SampleEnvironment } from '../support/sample-environment';
+import type { TestS3 } from '../support/s3';
+
+/**
+ * The export's fan-out on the real ledger, a real database and a real S3 server: one step per
+ * schema, each claimed and leased like a run, and the run closed by whichever step ends last.
+ */
+
+const LEASE_MS = 60_000;
+const THREE = ['water', 'returns', 'crm'];
+const bare = { httpMethod: 'POST', body: null, isBase64Encoded: false, headers: {} };
+
+let environment: SampleEnvironment;
+let db: TestDatabase;
+let s3: TestS3;
+let bucket: string;
+let ledger: RunLedger;
+let steps: StepLedger;
+
+beforeAll(async () => {
+  environment = await startSampleEnvironment();
+  ({ db, s3 } = environment);
+  ledger = createRunLedger(db.sql);
+  steps = createStepLedger(db.sql);
+}, 60_000);
+
+afterAll(async () => {
+  await environment?.stop();
+});
+
+beforeEach(async () => {
+  await db.sql`TRUNCATE jobs.runs CASCADE`;
+  bucket = await s3.createBucket();
+});
+
+/** The coordinator with its steps carried out in this process (inline), as `sls invoke local` does. */
+function inlineExport(sql: Sql = db.sql, work: StepWork = createExportStepWork({ bucket, prefix: 'export/' }, s3.client)) {
+  const startSteps = createStartSteps({ mode: 'inline' }, 3, (event) =>
+    runStepWorker(event, work, { leaseMs: LEASE_MS, maxAttempts: 1 }, { sql, steps: createStepLedger(sql) }),
+  );
+  return createExportJob({ schemas: ['water', 'returns', 'crm', 'crm_v2', 'idm', 'permit'] }, startSteps);
+}
+
+/** The coordinator in Lambda mode: steps are only handed over (recorded here), not carried out. */
+function handOverOnly() {
+  const handed: StepEvent[] = [];
+  const job = createExportJob({ schemas: THREE }, async (events) => {
+    handed.push(...events);
+    return events.map(() => ({ status: 'fulfilled', value: undefined }) as const);
+  });
+  return { job, handed };
+}
+
+async function keys(): Promise<string[]> {
+  const listed = await s3.client.send(new ListObjectsV2Command({ Bucket: bucket }));
+  return (listed.Contents ?? []).map((o) => o.Key!).sort();
+}
+
+async function getRun(id: string): Promise<RunWithSteps> {
+  const response = await handleGetRunRequest({ pathParameters: { id }, queryStringParameters: null }, async () => ledger);
+  expect(response.statusCode).toBe(200);
+  return JSON.parse(response.body) as RunWithSteps;
+}
+
+describe('an export run fanned out into steps', () => {
+  it('three schemas: three steps, three tarballs named for their run, the run succeeded, and GET shows the steps in order', async () => {
+    const run = await ledger.enqueue('export', 'http', { schemas: ['crm', 'water', 'returns'].sort() });
+    const outcome = await runJobWorker(inlineExport(), { runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
+    expect(outcome).toMatchObject({ status: 'succeeded' });
+    expect(await keys()).toEqual(['export/crm.tgz', 'export/returns.tgz', 'export/water.tgz']);
+    const head = await s3.client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'export/returns.tgz' }));
+    expect(head.Metadata).toEqual({ 'run-id': run.id, schema: 'returns' });
+
+    const shown = await getRun(run.id);
+    expect(shown.status).toBe('succeeded');
+    // The configured order, whatever the caller's order.
+    expect(shown.steps.map((s) => s.name)).toEqual(['water', 'returns', 'crm']);
+    for (const step of shown.steps) {
+      expect(Object.keys(step).sort()).toEqual(['attempts', 'error', 'finishedAt', 'name', 'result', 'startedAt', 'status']);
+      expect(step).toMatchObject({ status: 'succeeded', attempts: 1, error: null, result: { key: `export/${step.name}.tgz` } });
+      expect(step.result!.tables).toBeGreaterThan(0);
+      expect(step.result!.compressedBytes).toBeGreaterThan(0);
+    }
+    const sum = (field: 'tables' | 'rows' | 'bytes') => shown.steps.reduce((total, s) => total + s.result![field], 0);
+    expect(shown.progress).toMatchObject({ schemasDone: 3, schemasTotal: 3, tables: sum('tables'), rows: sum('rows'), bytes: sum('bytes') });
+  });
+
+  it('re-running one schema is a run with one step', async () => {
+    const response = await handleStartJobRequest(
+      inlineExport(),
+      { ...bare, body: '{"schemas":["returns"]}', headers: { 'Content-Type': 'application/json' } },
+      {
+        getLedger: async () => ledger,
+        dispatch: async (event) => void (await runJobWorker(inlineExport(), event, { leaseMs: LEASE_MS }, { sql: db.sql, ledger })),
+      },
+    );
+    expect(response.statusCode).toBe(204);
+    const shown = await getRun(response.headers!.Location!.toString().split('/').pop()!);
+    expect(shown).toMatchObject({ status: 'succeeded', steps: [{ name: 'returns', status: 'succeeded' }] });
+    expect(await keys()).toEqual(['export/returns.tgz']);
+  });
+
+  it('a table the export role cannot read fails its schema naming it; the other schemas are uploaded; the run fails naming it', async () => {
+    const role = `waj_reader_${randomBytes(4).toString('hex')}`;
+    await db.sql.unsafe(`CREATE ROLE ${role} LOGIN`);
+    let readerSql: Sql | undefined;
+    try {
+      for (const schema of ['water', 'returns', 'crm', 'jobs']) {
+        await db.sql.unsafe(`GRANT USAGE ON SCHEMA ${schema} TO ${role}; GRANT SELECT ON ALL TABLES IN SCHEMA ${schema} TO ${role}`);
+      }
+      await db.sql.unsafe(`GRANT INSERT, UPDATE ON ALL TABLES IN SCHEMA jobs TO ${role}; REVOKE SELECT ON returns.lines FROM ${role}`);
+      const url = new URL(db.url);
+      url.username = role;
+      readerSql = postgres(url.toString(), { max: 4, onnotice: () => {} });
+
+      const run = await ledger.enqueue('export', 'http', { schemas: THREE });
+      const readerLedger = createRunLedger(readerSql);
+      await expect(
+        runJobWorker(inlineExport(readerSql), { runId: run.id }, { leaseMs: LEASE_MS }, { sql: readerSql, ledger: readerLedger }),
+      ).rejects.toThrow(/returns/);
+
+      expect(await keys()).toEqual(['export/crm.tgz', 'export/water.tgz']);
+      const shown = await getRun(run.id);
+      expect(shown.status).toBe('failed');
+      const failed = shown.steps.find((s) => s.name === 'returns')!;
+      expect(failed).toMatchObject({ status: 'failed', result: null });
+      expect(failed.error).toMatch(new RegExp(`cannot read table "returns"\\."lines"`));
+      expect(shown.steps.filter((s) => s.status === 'succeeded').map((s) => s.name)).toEqual(['water', 'crm']);
+      expect(shown.error).toMatch(/1 of 3 steps did not succeed\. returns failed: .*"returns"\."lines"/);
+    } finally {
+      await readerSql?.end();
+      await db.sql.unsafe(`DROP OWNED BY ${role}; DROP ROLE ${role}`);
+    }
+  });
+
+  it('a step whose lease lapses is timed_out with its run, and the next POST starts a new run', async () => {
+    const { job } = handOverOnly();
+    const run = await ledger.enqueue('export', 'http');
+    const outcome = await runJobWorker(job, { runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
+    expect(outcome).toMatchObject({ status: 'running', steps: THREE });
+    await steps.claim(run.id, 'water', { leaseMs: LEASE_MS, requestId: 'req-water' });
+    for (const name of ['returns', 'crm']) {
+      const claim = await steps.claim(run.id, name, { leaseMs: LEASE_MS });
+      await steps.finish(claim.step!.id, { status: 'succeeded', result: { key: `export/${name}.tgz`, tables: 1, rows: 1, bytes: 1, compressedBytes: 1 } });
+    }
+    // water's worker stopped at the Lambda timeout: nobody will finish it.
+    await db.sql`UPDATE jobs.run_steps SET lease_expires_at = now() - interval '1 second' WHERE name = 'water'`;
+    expect((await ledger.get(run.id))?.status).toBe('running');
+
+    const next = await handleStartJobRequest(handOverOnly().job, bare, { getLedger: async () => ledger, dispatch: async () => {} });
+    expect(next.statusCode).toBe(204);
+    const shown = await getRun(run.id);
+    expect(shown.status).toBe('timed_out');
+    expect(shown.steps.find((s) => s.name === 'water')).toMatchObject({ status: 'timed_out', error: expect.stringMatching(/lease expired/) });
+    expect(shown.error).toMatch(/water timed out/);
+    expect(await db.sql`SELECT status FROM jobs.runs ORDER BY requested_at`).toEqual([{ status: 'timed_out' }, { status: 'queued' }]);
+  });
+
+  it('a step queued longer than its event can live is timed_out, and so is the run', async () => {
+    const { job } = handOverOnly();
+    const run = await ledger.enqueue('export', 'http');
+    await runJobWorker(job, { runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
+    await db.sql`UPDATE jobs.run_steps SET queued_at = now() - interval '66 minutes' WHERE name = 'crm'`;
+    await db.sql`UPDATE jobs.run_steps SET status = 'succeeded', result = '{"tables":1,"rows":1,"bytes":1,"compressedBytes":1,"key":"k"}' WHERE name <> 'crm'`;
+    await ledger.enqueue('export', 'http');
+    expect(await getRun(run.id)).toMatchObject({
+      status: 'timed_out',
+      steps: [{ status: 'succeeded' }, { status: 'succeeded' }, { name: 'crm', status: 'timed_out', error: expect.stringMatching(/never started/) }],
+    });
+  });
+
+  it('answers 409 naming the run while any step is queued or running, and not once the last has ended', async () => {
+    const { job, handed } = handOverOnly();
+    const run = await ledger.enqueue('export', 'http');
+    await runJobWorker(job, { runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
+    expect(handed).toEqual(THREE.map((step) => ({ runId: run.id, step })));
+    const post = () => handleStartJobRequest(handOverOnly().job, bare, { getLedger: async () => ledger, dispatch: async () => {} });
+
+    const done = { status: 'succeeded', result: { key: 'k', tables: 1, rows: 1, bytes: 1, compressedBytes: 1 } } as const;
+    for (const name of THREE) {
+      const conflict = await post();
+      expect(conflict.statusCode).toBe(409);
+      expect(JSON.parse(conflict.body)).toMatchObject({ activeRunId: run.id });
+      const claim = await steps.claim(run.id, name, { leaseMs: LEASE_MS });
+      expect((await post()).statusCode).toBe(409);
+      await steps.finish(claim.step!.id, done);
+    }
+    expect((await ledger.get(run.id))?.status).toBe('succeeded');
+    expect((await post()).statusCode).toBe(204);
+  });
+});
+
+describe('a redelivered step event', () => {
+  it('with the same request id or a new one, after success: no second upload, one result', async () => {
+    const { job } = handOverOnly();
+    const run = await ledger.enqueue('export', 'http');
+    await runJobWorker(job, { runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
+    const work = createExportStepWork({ bucket, prefix: 'export/' }, s3.client);
+    let uploads = 0;
+    const counted: StepWork = async (...args) => {
+      uploads += 1;
+      return work(...args);
+    };
+    const deliver = (requestId: string) =>
+      runStepWorker({ runId: run.id, step: 'crm' }, counted, { leaseMs: LEASE_MS, maxAttempts: 2, requestId }, { sql: db.sql, steps });
+
+    await expect(deliver('req-1')).resolves.toMatchObject({ status: 'succeeded' });
+    const first = await s3.client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'export/crm.tgz' }));
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // a re-upload would change Last-Modified
+    await expect(deliver('req-1')).resolves.toMatchObject({ status: 'not_claimed', reason: 'already_succeeded' });
+    await expect(deliver('req-2')).resolves.toMatchObject({ status: 'not_claimed', reason: 'already_succeeded' });
+
+    expect(uploads).toBe(1);
+    const second = await s3.client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'export/crm.tgz' }));
+    expect([second.ETag, second.LastModified]).toEqual([first.ETag, first.LastModified]);
+    const rows = await db.sql`SELECT name, status, attempts FROM jobs.run_steps WHERE name = 'crm'`;
+    expect(rows).toEqual([{ name: 'crm', status: 'succeeded', attempts: 1 }]);
+  });
+
+  it('with a new request id while the step runs under a live lease: not run again', async () => {
+    const { job } = handOverOnly();
+    const run = await ledger.enqueue('export', 'http');
+    await runJobWorker(job, { runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
+    await steps.claim(run.id, 'water', { leaseMs: LEASE_MS, requestId: 'req-1' });
+    let ran = 0;
+    const outcome = await runStepWorker(
+      { runId: run.id, step: 'water' },
+      async () => {
+        ran += 1;
+        return { key: 'k', tables: 0, rows: 0, bytes: 0, compressedBytes: 0 };
+      },
+      { leaseMs: LEASE_MS, maxAttempts: 2, requestId: 'req-2' },
+      { sql: db.sql, steps },
+    );
+    expect(outcome).toMatchObject({ status: 'not_claimed', reason: 'running_under_live_lease' });
+    expect(ran).toBe(0);
+  });
+
+  it("Lambda's retry: a crashed attempt (same request id) is taken over; a failed attempt waits queued for the retry, the last one fails the run", async () => {
+    const { job } = handOverOnly();
+    const run = await ledger.enqueue('export', 'http');
+    await runJobWorker(job, { runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
+    const failing: StepWork = async () => Promise.reject(new Error('S3 is having a bad day'));
+    const attempt = (name: string, requestId: string, work: StepWork = failing) =>
+      runStepWorker({ runId: run.id, step: name }, work, { leaseMs: LEASE_MS, maxAttempts: 2, requestId }, { sql: db.sql, steps });
+
+    // Crashed: left running under a live lease; the same request id takes it over.
+    await steps.claim(run.id, 'water', { leaseMs: LEASE_MS, requestId: 'req-w' });
+    const ok: StepWork = async () => ({ key: 'export/water.tgz', tables: 1, rows: 2, bytes: 3, compressedBytes: 4 });
+    await expect(attempt('water', 'req-w', ok)).resolves.toMatchObject({ status: 'succeeded' });
+    expect((await steps.listSteps(run.id))[0]).toMatchObject({ status: 'succeeded', attempts: 2 });
+
+    // First attempt fails: queued again with its cause, the run still running.
+    await expect(attempt('returns', 'req-r')).rejects.toThrow('S3 is having a bad day');
+    expect((await steps.listSteps(run.id))[1]).toMatchObject({ status: 'queued', attempts: 1, error: 'S3 is having a bad day' });
+    expect((await ledger.get(run.id))?.status).toBe('running');
+    // Lambda's retry succeeds.
+    await expect(attempt('returns', 'req-r', ok)).resolves.toMatchObject({ status: 'succeeded' });
+
+    // Both attempts fail: the step fails for good, and as the last step it closes the run.
+    await expect(attempt('crm', 'req-c')).rejects.toThrow();
+    await expect(attempt('crm', 'req-c')).rejects.toThrow();
+    const shown = await getRun(run.id);
+    expect(shown.steps[2]).toMatchObject({ name: 'crm', status: 'failed', attempts: 2, error: 'S3 is having a bad day' });
+    expect(shown).toMatchObject({ status: 'failed', error: '1 of 3 steps did not succeed. crm failed: S3 is having a bad day' });
+    // A late redelivery changes nothing.
+    await expect(attempt('crm', 'req-c2')).resolves.toMatchObject({ status: 'not_claimed', reason: 'not_claimable' });
+  });
+});
+
+describe('closing the run', () => {
+  it('two steps finishing at the same moment close the run exactly once (separate connections, 25 rounds)', async () => {
+    // Each finisher on a connection of its own, so the database, not this process, orders them.
+    const url = new URL(adminUrl);
+    url.pathname = `/${db.name}`;
+    const [one, two] = [postgres(url.toString(), { max: 1 }), postgres(url.toString(), { max: 1 })];
+    try {
+      for (let round = 0; round < 25; round += 1) {
+        await db.sql`TRUNCATE jobs.runs CASCADE`;
+        const run = await ledger.enqueue('export', 'http', { schemas: ['water', 'returns'] });
+        await ledger.claim(run.id, { job: 'export', leaseMs: LEASE_MS });
+        await steps.addSteps(run.id, ['water', 'returns']);
+        const water = await steps.claim(run.id, 'water', { leaseMs: LEASE_MS });
+        const returns = await steps.claim(run.id, 'returns', { leaseMs: LEASE_MS });
+        const result = { key: 'k', tables: 1, rows: 1, bytes: 1, compressedBytes: 1 };
+        // Both connections open and warm before the race starts.
+        await Promise.all([one`SELECT 1`, two`SELECT 1`]);
+        const endings = await Promise.all([
+          createStepLedger(one).finish(water.step!.id, { status: 'succeeded', result }),
+          createStepLedger(two).finish(returns.step!.id, { status: 'failed', error: 'boom', final: true }),
+        ]);
+        expect(endings.filter((e) => e.closed !== undefined), `round ${round}`).toHaveLength(1);
+        const [closedRun] = await db.sql`SELECT status, error, finished_at FROM jobs.runs WHERE id = ${run.id}`;
+        expect(closedRun).toMatchObject({ status: 'failed', error: '1 of 2 steps did not succeed. returns failed: boom' });
+        expect(closedRun!.finished_at).toBeInstanceOf(Date);
+      }
+    } finally {
+      await Promise.all([one.end(), two.end()]);
+    }
+  }, 60_000);
+});

@@ -1,0 +1,68 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { EXPORT_STEP_ATTEMPTS } from '../../lib/jobs/export-steps';
+import { QUEUED_RUN_EXPIRY_SECONDS } from '../../lib/runs/lease-rules';
+import { RUN_LEASE_WHILE_STEPS_MS } from '../../lib/runs/step-ledger';
+import type { CloudFormationTemplate } from '../support/packaged-template';
+import { loadPackagedTemplate, resourcesOfType } from '../support/packaged-template';
+import { requireFunction } from '../support/template-inspection';
+
+/** Issue 10: the export fans out, one asynchronous invocation of exportSchemaWorker per schema. */
+
+const PACKAGING_TIMEOUT = 300_000;
+
+let template: CloudFormationTemplate;
+let threeAtOnce: CloudFormationTemplate;
+
+beforeAll(async () => {
+  template = await loadPackagedTemplate('dev');
+  threeAtOnce = await loadPackagedTemplate('dev', { EXPORT_CONCURRENCY: '3' });
+}, 2 * PACKAGING_TIMEOUT);
+
+function eventInvokeConfig(t: CloudFormationTemplate, logicalId: string) {
+  const configs = resourcesOfType(t, 'AWS::Lambda::EventInvokeConfig').filter(
+    ([, c]) => (c.Properties?.FunctionName as { Ref?: string }).Ref === logicalId,
+  );
+  expect(configs).toHaveLength(1);
+  return configs[0]![1].Properties!;
+}
+
+describe('exportSchemaWorker in the packaged template', () => {
+  it('retries each step once (the attempts the step ledger counts on), then sends it to the failed-runs queue', () => {
+    const worker = requireFunction(template, 'exportSchemaWorker');
+    const config = eventInvokeConfig(template, worker.logicalId);
+    expect(config.MaximumRetryAttempts).toBe(EXPORT_STEP_ATTEMPTS - 1);
+    expect(config.MaximumEventAgeInSeconds).toBe(3600);
+    // A queued step is given up only once its event can no longer arrive.
+    expect(config.MaximumEventAgeInSeconds).toBeLessThan(QUEUED_RUN_EXPIRY_SECONDS);
+    expect(config.DestinationConfig).toEqual({ OnFailure: { Destination: { 'Fn::GetAtt': ['JobsDeadLetterQueue', 'Arn'] } } });
+  });
+
+  it('reserves EXPORT_CONCURRENCY executions (default 6, one per schema) and tells the coordinator the same number', () => {
+    for (const [t, expected] of [
+      [template, 6],
+      [threeAtOnce, 3],
+    ] as const) {
+      const worker = requireFunction(t, 'exportSchemaWorker');
+      expect(Number(worker.properties.ReservedConcurrentExecutions)).toBe(expected);
+      expect(requireFunction(t, 'exportWorker').environment.EXPORT_CONCURRENCY).toBe(String(expected));
+      expect(worker.environment.EXPORT_CONCURRENCY).toBe(String(expected));
+    }
+  });
+
+  it('gives it the memory, /tmp storage and timeout of one schema export', () => {
+    const worker = requireFunction(template, 'exportSchemaWorker');
+    expect(worker.properties.Timeout).toBe(900);
+    expect(worker.properties.MemorySize).toBe(1024);
+    expect(worker.properties.EphemeralStorage).toEqual({ Size: 10240 });
+    // The run's lease while its steps run covers a step's longest life: queued, then a full timeout.
+    expect(RUN_LEASE_WHILE_STEPS_MS).toBeGreaterThanOrEqual((QUEUED_RUN_EXPIRY_SECONDS + Number(worker.properties.Timeout)) * 1000);
+  });
+
+  it('makes exportWorker a light coordinator that invokes the schema worker by its full name', () => {
+    const coordinator = requireFunction(template, 'exportWorker');
+    expect(Number(coordinator.properties.Timeout)).toBeLessThanOrEqual(60);
+    expect(coordinator.environment.EXPORT_SCHEMA_WORKER_FUNCTION).toBe('water-abstraction-jobs-dev-exportSchemaWorker');
+    expect(requireFunction(template, 'exportSchemaWorker').properties.FunctionName).toBe('water-abstraction-jobs-dev-exportSchemaWorker');
+    expect(coordinator.properties.EphemeralStorage).toBeUndefined();
+  });
+});
