@@ -88,10 +88,17 @@ describe('exportVerifier locally', () => {
       });
     }, 180_000);
 
-    it('verifies every tarball the export uploads', async () => {
+    it('verifies every tarball the export uploads, recording each on its step of the run', async () => {
       const response = await fetch(`${offline!.httpUrl}/jobs/export`, { method: 'POST', headers: { 'x-api-key': localApiKey() } });
       expect(response.status, offline!.output()).toBe(204);
+      const runId = response.headers.get('location')!.split('/').at(-1)!;
       const schemas = ['water', 'returns', 'crm', 'crm_v2', 'idm', 'permit'];
+      const steps = await waitFor('a verification on every step', async () => {
+        const rows = await env.db.sql<{ name: string; verification: { status: string } | null }[]>`
+          SELECT name, verification FROM jobs.run_steps WHERE run_id = ${runId} ORDER BY position`;
+        return rows.length === schemas.length && rows.every((r) => r.verification) ? rows : undefined;
+      });
+      expect(steps.map((s) => [s.name, s.verification?.status])).toEqual(schemas.map((schema) => [schema, 'verified']));
       for (const schema of schemas) {
         const key = `export/${schema}.tgz`;
         const tags = await waitFor(`the tag on ${key}`, async () => {
