@@ -110,8 +110,12 @@ async function main(): Promise<number> {
     client.destroy();
     console.log('\nexportVerifier, started by each upload (object tag verified=true|false; on the run\'s step when the upload names its run):');
     for (const v of verifications) {
-      const where = 'key' in v ? `s3://${bucket}/${v.key}` : '';
-      console.log(`  ${where}  ${v.status}${'problems' in v && v.problems.length > 0 ? `: ${v.problems.join('; ')}` : ''}`);
+      if (!('key' in v)) {
+        console.log(`  could not check a tarball: ${v.error}`);
+        continue;
+      }
+      const recorded = v.step && 'runId' in v.step ? (v.step.outcome === 'recorded' ? `recorded on run ${v.step.runId}, step ${v.step.schema}` : `run ${v.step.runId} has no step ${v.step.schema}`) : 'not recorded: the upload names no run';
+      console.log(`  s3://${bucket}/${v.key}  ${v.status}${v.problems.length > 0 ? ` (${v.problems.join('; ')})` : ''}; ${recorded}`);
     }
     console.log(`\nCheck a copy yourself with: npm run verify-export -- ${resolve(outDir, 'water.tgz')}`);
     console.log(`\nUnpack one with: tar -xzf ${resolve(outDir, 'water.tgz')}`);
