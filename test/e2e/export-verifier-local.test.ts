@@ -99,6 +99,11 @@ describe('exportVerifier locally', () => {
         return rows.length === schemas.length && rows.every((r) => r.verification) ? rows : undefined;
       });
       expect(steps.map((s) => [s.name, s.verification?.status])).toEqual(schemas.map((schema) => [schema, 'verified']));
+      // Where operators read it: the run over HTTP lists each step with its verification.
+      const shown = (await (await fetch(`${offline!.httpUrl}/jobs/runs/${runId}`, { headers: { 'x-api-key': localApiKey() } })).json()) as {
+        steps: { name: string; verification?: { status: string; checkedAt: string; problems: unknown[] } }[];
+      };
+      expect(shown.steps.map((s) => [s.name, s.verification?.status, s.verification?.problems])).toEqual(schemas.map((schema) => [schema, 'verified', []]));
       for (const schema of schemas) {
         const key = `export/${schema}.tgz`;
         const tags = await waitFor(`the tag on ${key}`, async () => {
