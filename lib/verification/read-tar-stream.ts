@@ -154,7 +154,6 @@ export class TarStreamReader {
       this.extendedType = typeFlag;
       this.remaining = size;
       this.state = size > 0 ? 'extended' : 'header';
-      if (size === 0) this.startPadding();
       return;
     }
 

@@ -96,13 +96,14 @@ export async function verifyTarball(source: Readable | AsyncIterable<Buffer>): P
   let firstBytes = Buffer.alloc(0);
   async function* checkGzipMagic(input: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
     for await (const chunk of input) {
-      if (compressedBytes < 2) {
+      const seenBefore = compressedBytes;
+      compressedBytes += chunk.length;
+      if (seenBefore < 2) {
         firstBytes = Buffer.concat([firstBytes, chunk]).subarray(0, 2);
         if (firstBytes.length === 2 && (firstBytes[0] !== 0x1f || firstBytes[1] !== 0x8b)) {
           throw new NotGzipError(`Not a gzip file (it starts with bytes ${firstBytes.toString('hex')}, not 1f8b)`);
         }
       }
-      compressedBytes += chunk.length;
       yield chunk;
     }
     if (compressedBytes < 2) throw new NotGzipError(compressedBytes === 0 ? 'The file is empty' : 'Not a gzip file (1 byte)');
