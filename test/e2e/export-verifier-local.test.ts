@@ -125,7 +125,19 @@ describe('exportVerifier locally', () => {
       });
       expect(verification).toMatchObject({ status: 'failed', problems: [{ kind: 'sha256', table: 'charge_versions' }] });
       expect(await tagsOf(env.bucket, 'export/water.tgz')).toEqual({ verified: 'false' });
-      expect(offline!.output()).toMatch(/"message":"Export verification failed"/);
+      // The JSON line the alarm's metric filter matches: { ($.level = "ERROR") && ($.message = "Export verification failed") }.
+      const logged = offline!
+        .output()
+        .split('\n')
+        .map((line) => {
+          try {
+            return JSON.parse(line) as { level?: string; message?: string; runId?: string; problems?: string[] };
+          } catch {
+            return {}; // the emulator's own lines
+          }
+        })
+        .find((entry) => entry.level === 'ERROR' && entry.message === 'Export verification failed' && entry.runId === runId);
+      expect(logged?.problems).toEqual([expect.stringMatching(/^charge_versions \(water\/charge_versions\.csv\): sha256 expected/)]);
     }, 120_000);
   });
 });
