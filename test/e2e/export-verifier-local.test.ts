@@ -136,7 +136,7 @@ describe('exportVerifier locally', () => {
             return {}; // the emulator's own lines
           }
         })
-        .find((entry) => entry.level === 'ERROR' && entry.message === 'Export verification failed' && entry.runId === runId);
+        .find((entry) => entry?.level === 'ERROR' && entry.message === 'Export verification failed' && entry.runId === runId);
       expect(logged?.problems).toEqual([expect.stringMatching(/^charge_versions \(water\/charge_versions\.csv\): sha256 expected/)]);
     }, 120_000);
   });
