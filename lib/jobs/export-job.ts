@@ -61,6 +61,8 @@ export function createExportJob(settings: Pick<ExportSettings, 'schemas'>, start
         logger.error('Could not hand the step to its worker', { runId, step: step.name, error: cause });
         await ledger.finish(step.id, { status: 'failed', error: `Could not hand the step to its worker: ${cause}`, final: true });
       }
+      // Nothing left to run (a late redelivery found every step ended): the run ends here.
+      if (queued.length === 0) await ledger.closeIfDone(runId);
       return STEPS_CLOSE_THE_RUN;
     },
   };

@@ -97,6 +97,11 @@ export interface StepLedger {
    */
   finish(stepId: string, ending: StepEnding): Promise<{ step: RunStep | undefined; closed: ClosedRun | undefined }>;
   /**
+   * Closes the run if none of its steps is queued or running (giving up lapsed ones first), e.g.
+   * when a late redelivery of the coordinator's event finds every step already ended.
+   */
+  closeIfDone(runId: string): Promise<ClosedRun | undefined>;
+  /**
    * Gives up this job's steps nobody carries on (running past the lease, or queued past
    * QUEUED_RUN_EXPIRY_SECONDS) as timed_out, and closes their runs (and any running run whose
    * steps have all ended but whose closing was lost). Called before a new run is recorded.
@@ -309,6 +314,8 @@ export function createStepLedger(sql: Sql): StepLedger {
         return { step: toStep(row), closed: await closeRunIfDone(tx, row.run_id) };
       });
     },
+
+    closeIfDone: (runId) => sql.begin((tx) => closeRunIfDone(tx, runId)),
 
     async expireSteps(job) {
       const runs = await sql<{ id: string }[]>`

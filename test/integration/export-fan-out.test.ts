@@ -210,6 +210,55 @@ describe('an export run fanned out into steps', () => {
   });
 });
 
+describe('the coordinator', () => {
+  it("Lambda's retry of a crashed coordinator (same request id) takes the run over and hands over only the steps still queued", async () => {
+    const run = await ledger.enqueue('export', 'http');
+    const first = handOverOnly();
+    await runJobWorker(first.job, { runId: run.id }, { leaseMs: LEASE_MS, requestId: 'coord-1' }, { sql: db.sql, ledger });
+    await steps.claim(run.id, 'water', { leaseMs: LEASE_MS, requestId: 'step-w' });
+
+    const retry = handOverOnly();
+    const outcome = await runJobWorker(retry.job, { runId: run.id }, { leaseMs: LEASE_MS, requestId: 'coord-1' }, { sql: db.sql, ledger });
+    expect(outcome).toMatchObject({ status: 'running' });
+    expect(retry.handed.map((e) => e.step)).toEqual(['returns', 'crm']);
+    expect(await db.sql`SELECT count(*)::int AS count FROM jobs.run_steps`).toEqual([{ count: 3 }]);
+    // A redelivery with a new request id finds the run running under its (extended) lease.
+    const again = handOverOnly();
+    await expect(runJobWorker(again.job, { runId: run.id }, { leaseMs: LEASE_MS, requestId: 'coord-2' }, { sql: db.sql, ledger })).resolves.toMatchObject({
+      status: 'not_claimed',
+      reason: 'running_under_live_lease',
+    });
+    expect(again.handed).toEqual([]);
+  });
+
+  it('fails a step it could not hand over, naming the cause; the run fails once every step has ended', async () => {
+    const job = createExportJob({ schemas: THREE }, async (events) =>
+      events.map((e) => (e.step === 'returns' ? ({ status: 'rejected', reason: new Error('Invoking failed: throttled') } as const) : ({ status: 'fulfilled', value: undefined } as const))),
+    );
+    const run = await ledger.enqueue('export', 'http');
+    await runJobWorker(job, { runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
+    expect((await steps.listSteps(run.id)).map((s) => [s.name, s.status, s.error])).toEqual([
+      ['water', 'queued', null],
+      ['returns', 'failed', 'Could not hand the step to its worker: Invoking failed: throttled'],
+      ['crm', 'queued', null],
+    ]);
+    const ok: StepWork = async () => ({ key: 'k', tables: 1, rows: 1, bytes: 1, compressedBytes: 1 });
+    for (const name of ['water', 'crm']) {
+      await runStepWorker({ runId: run.id, step: name }, ok, { leaseMs: LEASE_MS, maxAttempts: 1 }, { sql: db.sql, steps });
+    }
+    expect(await ledger.get(run.id)).toMatchObject({ status: 'failed', error: expect.stringMatching(/returns failed: Could not hand/) });
+
+    // A late redelivery of the coordinator's event resumes the failed run as runs are, finds
+    // every step ended, and closes it again at once rather than leave it running.
+    const late = handOverOnly();
+    await expect(runJobWorker(late.job, { runId: run.id }, { leaseMs: LEASE_MS, requestId: 'late' }, { sql: db.sql, ledger })).rejects.toThrow(
+      /returns failed/,
+    );
+    expect(late.handed).toEqual([]);
+    expect(await ledger.get(run.id)).toMatchObject({ status: 'failed', attempts: 2 });
+  });
+});
+
 describe('a redelivered step event', () => {
   it('with the same request id or a new one, after success: no second upload, one result', async () => {
     const { job } = handOverOnly();

@@ -114,6 +114,7 @@ beforeAll(async () => {
   const timeLimitedApi = await import('../../functions/time-limited-api');
   const readRuns = await import('../../functions/read-runs');
   const exportWorker = await import('../../functions/export-worker');
+  const exportSchemaWorker = await import('../../functions/export-schema-worker');
   const timeLimitedWorker = await import('../../functions/time-limited-worker');
   Object.assign(handlers, {
     exportApi: exportApi.handler,
@@ -121,6 +122,7 @@ beforeAll(async () => {
     getRun: readRuns.getRun,
     listRuns: readRuns.listRuns,
     exportWorker: exportWorker.handler,
+    exportSchemaWorker: exportSchemaWorker.handler,
     timeLimitedWorker: timeLimitedWorker.handler,
   });
   process.on('unhandledRejection', onUnhandled);
@@ -192,6 +194,25 @@ describe('fuzzing every handler', () => {
         ])();
         await expect(handler(event, context()), `${name} ${JSON.stringify(event)}`).rejects.toThrow(/.{10,}/);
       }
+    }
+  });
+
+  it('the schema worker refuses every malformed step event, and a step nobody recorded', async () => {
+    const r = random(10);
+    const handler = handlers.exportSchemaWorker as WorkerHandler;
+    for (let i = 0; i < ROUNDS; i += 1) {
+      const event = r.pick<() => unknown>([
+        () => r.string(20) || 'x',
+        () => null,
+        () => [r.string(5)],
+        () => ({ runId: crypto.randomUUID() }),
+        () => ({ runId: r.string(36), step: 'crm' }),
+        () => ({ runId: crypto.randomUUID(), step: r.pick<unknown>(['', 1, null, ['crm']]) }),
+        () => ({ runId: crypto.randomUUID(), step: 'crm', schemas: ['crm'] }),
+        () => ({ runId: crypto.randomUUID(), step: 'crm' }), // a step nobody recorded
+        () => ({ trigger: 'schedule' }),
+      ])();
+      await expect(handler(event, context()), `exportSchemaWorker ${JSON.stringify(event)}`).rejects.toThrow(/.{10,}/);
     }
   });
 

@@ -3,6 +3,7 @@ import {
   ConfigError,
   readDatabaseSettings,
   readDispatchSettings,
+  readStepDispatchSettings,
   readExportSettings,
   readTimeLimitedSettings,
 } from '../../lib/config';
@@ -13,8 +14,28 @@ describe('readExportSettings', () => {
       bucket: 'b',
       prefix: 'export/',
       schemas: ['water', 'returns', 'crm', 'crm_v2', 'idm', 'permit'],
+      concurrency: 6,
       s3Endpoint: undefined,
     });
+  });
+
+  it('runs one schema step per schema at once unless EXPORT_CONCURRENCY says otherwise', () => {
+    expect(readExportSettings({ EXPORT_BUCKET: 'b', EXPORT_SCHEMAS: 'a,b' }).concurrency).toBe(2);
+    expect(readExportSettings({ EXPORT_BUCKET: 'b', EXPORT_CONCURRENCY: '3' }).concurrency).toBe(3);
+    for (const bad of ['0', '-1', '2.5', 'six', '101']) {
+      expect(() => readExportSettings({ EXPORT_BUCKET: 'b', EXPORT_CONCURRENCY: bad }), bad).toThrow(/EXPORT_CONCURRENCY/);
+    }
+  });
+
+  it('runs the steps in-process under sls invoke local, unless a Lambda endpoint is given', () => {
+    expect(readStepDispatchSettings({ IS_LOCAL: 'true' })).toEqual({ mode: 'inline' });
+    expect(readStepDispatchSettings({ IS_LOCAL: 'true', LAMBDA_ENDPOINT: 'http://127.0.0.1:3002', EXPORT_SCHEMA_WORKER_FUNCTION: 'svc-dev-exportSchemaWorker' })).toEqual({
+      mode: 'lambda',
+      functionName: 'svc-dev-exportSchemaWorker',
+      endpoint: 'http://127.0.0.1:3002',
+    });
+    expect(readStepDispatchSettings({ JOB_DISPATCH: 'inline' })).toEqual({ mode: 'inline' });
+    expect(() => readStepDispatchSettings({})).toThrow(/EXPORT_SCHEMA_WORKER_FUNCTION/);
   });
 
   it('names EXPORT_BUCKET when it is missing or blank', () => {
