@@ -162,4 +162,27 @@ describe('exportVerifier', () => {
     }
     expect(await verificationOnStep('water')).toBeNull();
   });
+
+  it('refuses a few hundred malformed events with a clear error, touching nothing', async () => {
+    let seed = 14;
+    const next = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!;
+    const junk = () => pick<unknown>([null, undefined, 0, -1, '', 'x', [], {}, [1], { a: null }, true, ['aws.s3'], ' Object Created']);
+    const malformed: (() => unknown)[] = [
+      () => junk(),
+      () => ({ ...objectCreated('export/water.tgz'), source: pick(['aws.s3x', 'AWS.S3', junk()]) }),
+      () => ({ ...objectCreated('export/water.tgz'), 'detail-type': pick(['Object Deleted', 'object created', junk()]) }),
+      () => ({ ...objectCreated('export/water.tgz'), detail: pick([junk(), { bucket: junk(), object: { key: 'export/water.tgz' } }, { bucket: { name: env.bucket }, object: junk() }]) }),
+      () => objectCreated(pick(['export/', 'export/.tgz.bak', 'exports/water.tgz', '/export/water.tgz', 'export/water.TGZ', 'water.tgz', `export/water.tgz${pick(['\u0000', ' ', '/'])}`])),
+      () => objectCreated('export/water.tgz', pick([`${env.bucket}x`, env.bucket.toUpperCase(), 'other'])),
+    ];
+    const before = await env.db.sql`SELECT count(*)::int AS n FROM jobs.run_steps WHERE verification IS NOT NULL`;
+    for (let round = 0; round < 300; round += 1) {
+      const event = pick(malformed)();
+      await expect(handler(event), JSON.stringify(event)).rejects.toThrow(
+        /^(Not an S3 "Object Created" event|The "Object Created" event has no detail|s3:\/\/.* is not an export tarball)/,
+      );
+    }
+    expect(await env.db.sql`SELECT count(*)::int AS n FROM jobs.run_steps WHERE verification IS NOT NULL`).toEqual(before);
+  });
 });
