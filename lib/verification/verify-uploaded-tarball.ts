@@ -62,6 +62,8 @@ export async function verifyUploadedTarball(object: CreatedObject, deps: Verifie
   const status = result.status === 'verified' ? 'verified' : 'failed';
   const verification: StepVerification = { status, checkedAt: (deps.now?.() ?? new Date()).toISOString(), problems: result.problems };
 
+  // PutObjectTagging replaces the object's tag set; the export's upload sets none, and reading
+  // the set first would need s3:GetObjectTagging for nothing.
   await deps.s3.send(
     new PutObjectTaggingCommand({
       Bucket: bucket,
