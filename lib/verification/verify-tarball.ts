@@ -50,7 +50,7 @@ export async function verifyTarball(source: Readable | AsyncIterable<Buffer>): P
 
   let current:
     | { kind: 'csv'; file: string; bytes: number; hash: Hash; records: CsvRecordCounter }
-    | { kind: 'manifest'; chunks: Buffer[]; bytes: number }
+    | { kind: 'manifest'; chunks: Buffer[] }
     | { kind: 'skip' }
     | undefined;
 
@@ -66,7 +66,7 @@ export async function verifyTarball(source: Readable | AsyncIterable<Buffer>): P
         current = { kind: 'skip' };
       } else if (MANIFEST_ENTRY.test(header.name)) {
         if (header.size > MAX_MANIFEST_BYTES) throw new TarFormatError(`${header.name} is ${header.size} bytes: too large to be a manifest`);
-        current = { kind: 'manifest', chunks: [], bytes: 0 };
+        current = { kind: 'manifest', chunks: [] };
       } else {
         current = { kind: 'csv', file: header.name, bytes: 0, hash: createHash('sha256'), records: new CsvRecordCounter() };
       }
