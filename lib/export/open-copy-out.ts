@@ -27,7 +27,22 @@ export const COPY_CHUNK_BYTES = 1024 * 1024;
  *    the socket kept flowing, letting the transaction reach ROLLBACK instead of hanging.
  */
 export async function openCopyOut(sql: ISql, statement: string, chunkBytes = COPY_CHUNK_BYTES): Promise<Readable> {
-  const stream = await sql.unsafe(statement).readable();
+  const query = sql.unsafe(statement);
+  // 3. A COPY that fails at its first row (a row-level policy or an expression that errors): the
+  //    ErrorResponse can arrive in the socket read that started the COPY, so postgres.js destroys
+  //    the stream with the error right after resolving the query with it, and the 'error' event is
+  //    emitted (process.nextTick) before our await resumes: with no listener it is an uncaught
+  //    exception that ends the process (seen in test/integration/export-failures.test.ts). A
+  //    listener attached the moment postgres.js hands the stream over keeps it an ordinary error,
+  //    which the consumer still gets from the destroyed stream. `resolve` is postgres.js's own
+  //    (src/query.js), called synchronously by its CopyOutResponse handler; not in its types.
+  const pending = query as unknown as { resolve(value: unknown): void };
+  const resolve = pending.resolve.bind(pending);
+  pending.resolve = (value) => {
+    (value as Readable | undefined)?.on?.('error', () => {});
+    resolve(value);
+  };
+  const stream = await query.readable();
   const pushToQueue = stream.push.bind(stream);
   // postgres.js's read() is `socket.resume()`; kept to resume the socket once the stream closes.
   const resumeSocket = stream._read.bind(stream);

@@ -1,5 +1,5 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { closeDatabase, getDatabase } from '../clients/database';
+import { closeDatabase, connectDatabase, getDatabase, readDatabaseUrlParameter } from '../clients/database';
 import { readDatabaseSettings, readDispatchSettings } from '../config';
 import type { DatabaseSettings, Env } from '../config';
 import { logger } from '../logger';
@@ -69,9 +69,18 @@ export function createStepWorkerFunction(work: StepWork, env: Env, maxAttempts: 
   };
 }
 
-/** Runs a step in this process (inline dispatch): the lease as long as a Lambda may run, one attempt. */
+/**
+ * Runs a step in this process (inline dispatch): the lease as long as a Lambda may run, one
+ * attempt, and a database client of its own, as each step has its own container in AWS, so steps
+ * running side by side never wait on one another's connections.
+ */
 export async function runStepInline(work: StepWork, event: unknown, database: DatabaseSettings): Promise<StepWorkerOutcome> {
-  return runStepWorker(event, work, { leaseMs: INLINE_LEASE_MS, maxAttempts: 1 }, await stepWorkerDeps(database));
+  const sql = connectDatabase(database.url ?? (await readDatabaseUrlParameter(database.urlParameter!)));
+  try {
+    return await runStepWorker(event, work, { leaseMs: INLINE_LEASE_MS, maxAttempts: 1 }, { sql, steps: createStepLedger(sql) });
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
 }
 
 async function stepWorkerDeps(database: DatabaseSettings): Promise<StepWorkerDeps> {

@@ -66,6 +66,30 @@ describe('COPY TO STDOUT on one connection (porsager/postgres#499)', () => {
     })());
   });
 
+  it('reports a COPY that fails at its first row as its error, never as an uncaught exception', async () => {
+    // The error can arrive with the start of the COPY, before anyone listens to the stream; an
+    // unlistened 'error' would end the process (and Vitest would report it as an unhandled error).
+    const uncaught: unknown[] = [];
+    const onUncaught = (error: unknown) => uncaught.push(error);
+    process.on('uncaughtException', onUncaught);
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    try {
+      for (let round = 0; round < 20; round += 1) {
+        const failing = sql.begin(async (tx) => {
+          const copy = await openCopyOut(tx, 'COPY (SELECT 1 / (g - 1) FROM generate_series(1, 5) g) TO STDOUT (FORMAT csv, HEADER)');
+          for await (const chunk of copy as AsyncIterable<Buffer>) expect(chunk.length).toBeGreaterThan(0);
+        });
+        await expect(failing).rejects.toThrow('division by zero');
+      }
+      await sleep(50);
+      expect(await sql`SELECT 1 AS one`).toEqual([{ one: 1 }]);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      await sql.end({ timeout: 1 });
+    }
+    expect(uncaught).toEqual([]);
+  });
+
   it('gives the connection back when the reader gives up half way', async () => {
     const sql = postgres(db.url, { max: 1, onnotice: () => {} });
     try {
