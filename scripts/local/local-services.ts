@@ -54,6 +54,8 @@ export async function ensureDatabase(url: string): Promise<void> {
 export interface LocalS3 {
   endpoint: string;
   directory: string;
+  /** The server itself, for its S3 event notifications ('event'). */
+  server: S3rver;
   close(): Promise<void>;
 }
 
@@ -70,5 +72,5 @@ export async function startLocalS3(directory: string, bucket: string, port = 0):
   } finally {
     client.destroy();
   }
-  return { endpoint, directory: join(directory), close: () => server.close() };
+  return { endpoint, directory: join(directory), server, close: () => server.close() };
 }

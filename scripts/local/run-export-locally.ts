@@ -2,6 +2,8 @@
  * The quick start's first command (`npm run export:local`): runs the real exportWorker with
  * `sls invoke local` against this machine's PostgreSQL and a local S3 server started here,
  * seeding a sample database first if it has none, then copies the tarballs to .local/export/.
+ * Each tarball the export uploads is verified as in AWS: the local S3 server's event for it is
+ * turned into EventBridge's "Object Created" event and handed to the exportVerifier handler here.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -9,10 +11,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import postgres from 'postgres';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { closeDatabase } from '../../lib/clients/database';
 import { createS3Client } from '../../lib/clients/s3';
 import { readExportSettings } from '../../lib/config';
 import { migrateDatabase } from '../../lib/runs/migrate-database';
 import { seedSampleDatabase } from '../../lib/sample-database/seed-sample-database';
+import { createExportVerifierFunction } from '../../lib/verification/export-verifier-function';
+import type { VerifierResponse } from '../../lib/verification/export-verifier-function';
+import { forwardUploadsToVerifier } from './forward-uploads-to-verifier';
 import { DEFAULT_LOCAL_DATABASE_URL, ensureDatabase, startLocalS3 } from './local-services';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -56,6 +62,15 @@ async function main(): Promise<number> {
   try {
     const env = { ...process.env, DATABASE_URL: databaseUrl, EXPORT_BUCKET: bucket, S3_ENDPOINT: s3.endpoint };
     const settings = readExportSettings(env);
+    // The verifier's handler (what functions/export-verifier.ts wraps), in this process: it must
+    // be where the S3 server's events are. sls offline users get the same through its Lambda API.
+    const verify = createExportVerifierFunction(env, createS3Client({ endpoint: s3.endpoint }));
+    const verifications: VerifierResponse[] = [];
+    const uploads = forwardUploadsToVerifier(s3.server, {
+      bucket,
+      prefix: settings.prefix,
+      deliver: async (event) => verifications.push(await verify(event)),
+    });
     // Asynchronously: the S3 server runs in this process and must go on answering meanwhile.
     // No stdin: without --data, invoke local reads the event from a non-terminal stdin.
     const invoke = spawn('npx', ['serverless', 'invoke', 'local', '--function', 'exportWorker'], {
@@ -68,6 +83,8 @@ async function main(): Promise<number> {
       console.error(`sls invoke local -f exportWorker exited with ${status ?? signal}`);
       return 1;
     }
+    await uploads.settled();
+    await closeDatabase();
     const blocker = await findBlockingRun();
     if (blocker) {
       console.error(
@@ -91,6 +108,16 @@ async function main(): Promise<number> {
       console.log(`  s3://${bucket}/${object.Key}  (${object.Size} bytes)  copied to ${file}`);
     }
     client.destroy();
+    console.log('\nexportVerifier, started by each upload (object tag verified=true|false; on the run\'s step when the upload names its run):');
+    for (const v of verifications) {
+      if (!('key' in v)) {
+        console.log(`  could not check a tarball: ${v.error}`);
+        continue;
+      }
+      const recorded = v.step && 'runId' in v.step ? (v.step.outcome === 'recorded' ? `recorded on run ${v.step.runId}, step ${v.step.schema}` : `run ${v.step.runId} has no step ${v.step.schema}`) : 'not recorded: the upload names no run';
+      console.log(`  s3://${bucket}/${v.key}  ${v.status}${v.problems.length > 0 ? ` (${v.problems.join('; ')})` : ''}; ${recorded}`);
+    }
+    console.log(`\nCheck a copy yourself with: npm run verify-export -- ${resolve(outDir, 'water.tgz')}`);
     console.log(`\nUnpack one with: tar -xzf ${resolve(outDir, 'water.tgz')}`);
     return 0;
   } finally {

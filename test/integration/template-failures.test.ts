@@ -44,7 +44,7 @@ describe('asynchronous invocations of the workers', () => {
     const configured = resourcesOfType(template, 'AWS::Lambda::EventInvokeConfig').map(
       ([, c]) => (c.Properties?.FunctionName as { Ref?: string }).Ref,
     );
-    expect(configured.sort()).toEqual(['ExportSchemaWorkerLambdaFunction', 'ExportWorkerLambdaFunction', 'TimeLimitedWorkerLambdaFunction']);
+    expect(configured.sort()).toEqual(['ExportSchemaWorkerLambdaFunction', 'ExportVerifierLambdaFunction', 'ExportWorkerLambdaFunction', 'TimeLimitedWorkerLambdaFunction']);
   });
 });
 

@@ -39,10 +39,12 @@ const INVOKERS = {
   exportWorker: ['exportSchemaWorker', 'EXPORT_SCHEMA_WORKER_FUNCTION'],
 } as const;
 const WORKERS = ['exportWorker', 'exportSchemaWorker', 'timeLimitedWorker'] as const;
-const ALL_FUNCTIONS = ['exportApi', 'exportWorker', 'exportSchemaWorker', 'timeLimitedApi', 'timeLimitedWorker', 'getRun', 'listRuns', 'dashboard'];
+const ALL_FUNCTIONS = ['exportApi', 'exportWorker', 'exportSchemaWorker', 'timeLimitedApi', 'timeLimitedWorker', 'getRun', 'listRuns', 'dashboard', 'exportVerifier'];
 /** The dashboard page: fixed files, no data, so no key and no database. */
 const OPEN_ROUTES = ['GET /jobs/dashboard'];
 const FUNCTIONS_WITHOUT_DATABASE = ['dashboard'];
+/** Invoked asynchronously (by the API, a schedule or an event), so they send failures to the queue. */
+const ASYNC_FUNCTIONS = [...WORKERS, 'exportVerifier'];
 
 let template: CloudFormationTemplate;
 
@@ -161,7 +163,7 @@ describe('IAM: one least-privilege role per function', () => {
     }
   });
 
-  it('lets only the export schema worker touch S3: put and abort under the export prefix of its bucket', () => {
+  it('lets only the export schema worker and the verifier touch S3: put and abort, read and tag, under the export prefix of its bucket', () => {
     const exportWorker = requireFunction(template, 'exportSchemaWorker');
     const bucket = exportWorker.environment.EXPORT_BUCKET;
     const prefix = exportWorker.environment.EXPORT_PREFIX;
@@ -173,6 +175,9 @@ describe('IAM: one least-privilege role per function', () => {
       const s3 = permissionsOfRole(template, fn.roleId!).filter((p) => p.startsWith('s3:'));
       if (fn.key === 'exportSchemaWorker') {
         expect(s3).toEqual([`s3:AbortMultipartUpload on ${exportObjects}`, `s3:PutObject on ${exportObjects}`]);
+      } else if (fn.key === 'exportVerifier') {
+        const actions = ['GetObject', 'GetObjectVersion', 'PutObjectTagging', 'PutObjectVersionTagging'];
+        expect(s3).toEqual(actions.map((action) => `s3:${action} on ${exportObjects}`));
       } else {
         expect(s3, `${fn.key} may use S3`).toEqual([]);
       }
@@ -207,10 +212,10 @@ describe('IAM: one least-privilege role per function', () => {
     const queueArn = show({ 'Fn::GetAtt': ['JobsDeadLetterQueue', 'Arn'] });
     for (const fn of lambdaFunctions(template).values()) {
       const sqs = permissionsOfRole(template, fn.roleId!).filter((p) => p.startsWith('sqs:'));
-      expect(sqs, fn.key).toEqual((WORKERS as readonly string[]).includes(fn.key) ? [`sqs:SendMessage on ${queueArn}`] : []);
+      expect(sqs, fn.key).toEqual(ASYNC_FUNCTIONS.includes(fn.key) ? [`sqs:SendMessage on ${queueArn}`] : []);
 
       // Whatever the checks above did not name is a permission nobody asked for.
-      const known = /^(logs:(CreateLogStream|PutLogEvents)|ec2:|ssm:GetParameter |kms:Decrypt |lambda:InvokeFunction |s3:(PutObject|AbortMultipartUpload) |sqs:SendMessage )/;
+      const known = /^(logs:(CreateLogStream|PutLogEvents)|ec2:|ssm:GetParameter |kms:Decrypt |lambda:InvokeFunction |s3:(PutObject|AbortMultipartUpload|GetObject|GetObjectVersion|PutObjectTagging|PutObjectVersionTagging) |sqs:SendMessage )/;
       expect(permissionsOfRole(template, fn.roleId!).filter((p) => !known.test(p)), `${fn.key} has unexpected permissions`).toEqual([]);
     }
   });

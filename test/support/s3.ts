@@ -8,6 +8,8 @@ import { createS3Client } from '../../lib/clients/s3';
 
 export interface TestS3 {
   endpoint: string;
+  /** The server itself, for its S3 event notifications ('event'). */
+  server: S3rver;
   client: S3Client;
   /** Creates a bucket with a fresh name and returns the name. */
   createBucket(): Promise<string>;
@@ -25,6 +27,7 @@ export async function startTestS3(): Promise<TestS3> {
   const client = createS3Client({ endpoint });
   return {
     endpoint,
+    server,
     client,
     async createBucket() {
       bucketCounter += 1;
