@@ -12,8 +12,10 @@ export const projectRoot = resolve(import.meta.dirname, '../..');
 /** The database the local commands create and seed on the server. */
 export const LOCAL_DATABASE_NAME = 'water_abstraction_local';
 
-/** Where the local commands keep their state between runs (git-ignored). */
-export const LOCAL_STATE_DIR = join(projectRoot, '.local');
+/** Where the local commands keep their state between runs: LOCAL_DIR, default .local (git-ignored). */
+export function localStateDir(env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(projectRoot, env.LOCAL_DIR?.trim() || '.local');
+}
 
 export interface LocalDatabase {
   url: string;
@@ -24,8 +26,8 @@ export interface LocalDatabase {
 
 /**
  * The database the local commands use: DATABASE_URL when set (created if missing), else
- * `water_abstraction_local` on the embedded PostgreSQL server whose data lives in .local/postgres
- * (kept between runs), started here on LOCAL_POSTGRES_PORT or a free port.
+ * `water_abstraction_local` on the embedded PostgreSQL server whose data lives in
+ * <LOCAL_DIR>/postgres (kept between runs), started here on LOCAL_POSTGRES_PORT or a free port.
  */
 export async function startLocalDatabase(env: NodeJS.ProcessEnv = process.env, log: (line: string) => void = console.log): Promise<LocalDatabase> {
   const configured = env.DATABASE_URL?.trim();
@@ -37,7 +39,7 @@ export async function startLocalDatabase(env: NodeJS.ProcessEnv = process.env, l
   if (port !== undefined && !(Number.isInteger(port) && port > 0 && port < 65536)) {
     throw new Error(`LOCAL_POSTGRES_PORT must be a port number, not "${env.LOCAL_POSTGRES_PORT}"`);
   }
-  const dataDir = join(LOCAL_STATE_DIR, 'postgres');
+  const dataDir = join(localStateDir(env), 'postgres');
   const started = Date.now();
   const server = await startEmbeddedPostgres({ dataDir, port });
   try {
@@ -112,6 +114,10 @@ let shuttingDown: Promise<void> | undefined;
 /** Registers something to stop on shutdown; the last registered stops first. */
 export function onShutdown(cleanup: Cleanup): void {
   cleanups.unshift(cleanup);
+}
+
+export function isShuttingDown(): boolean {
+  return shuttingDown !== undefined;
 }
 
 /** Stops everything registered, once, each even if an earlier one failed. */

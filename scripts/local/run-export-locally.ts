@@ -18,7 +18,7 @@ import { createS3Client } from '../../lib/clients/s3';
 import { readExportSettings } from '../../lib/config';
 import { migrateDatabase } from '../../lib/runs/migrate-database';
 import { seedSampleDatabase } from '../../lib/sample-database/seed-sample-database';
-import { onShutdown, projectRoot as root, shutdown, shutdownOnSignals, spawnServerless, startLocalDatabase, startLocalS3 } from './local-services';
+import { localStateDir, onShutdown, shutdown, shutdownOnSignals, spawnServerless, startLocalDatabase, startLocalS3 } from './local-services';
 
 const bucket = process.env.EXPORT_BUCKET ?? 'water-abstraction-jobs-local-export';
 
@@ -71,7 +71,7 @@ async function main(): Promise<number> {
     await sql.end();
   }
 
-  const s3 = await startLocalS3(resolve(root, '.local/s3'), bucket);
+  const s3 = await startLocalS3(resolve(localStateDir(), 's3'), bucket);
   onShutdown(s3.close);
   console.log(`Local S3 server (s3rver) at ${s3.endpoint}, bucket ${bucket}`);
 
@@ -100,7 +100,7 @@ async function main(): Promise<number> {
   }
 
   const client = createS3Client({ endpoint: s3.endpoint });
-  const outDir = resolve(root, '.local/export');
+  const outDir = resolve(localStateDir(), 'export');
   mkdirSync(outDir, { recursive: true });
   const listed = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: settings.prefix }));
   console.log('\nThe tarballs:');
