@@ -169,7 +169,13 @@ async function initialise(binaries: Binaries, dataDir: string, durable: boolean,
     args.push('--encoding=UTF8', '--locale=C');
     if (!durable) args.push('--no-sync');
     const output = await runToEnd(binaries.initdb, args, user);
-    if (output.code !== 0) throw new Error(`initdb failed (exit ${output.code}):\n${output.text}`);
+    if (output.code !== 0) {
+      const hint =
+        user && /Permission denied/.test(output.text)
+          ? `\nRunning as root, the server runs as the "${USER}" user, which must be able to reach ${dataDir}: every folder above it must be searchable by others (chmod o+x), as /root is not. Move the project, or set LOCAL_DIR to a folder elsewhere.`
+          : '';
+      throw new Error(`initdb failed (exit ${output.code}):\n${output.text}${hint}`);
+    }
   } finally {
     rmSync(passwordFile, { force: true });
   }
