@@ -149,7 +149,7 @@ async function stopLeftoverServer(dataDir: string): Promise<void> {
   if (postmaster === undefined || !isAlive(postmaster)) return;
   if (existsSync('/proc') && !readFileSync(`/proc/${postmaster}/cmdline`, 'utf8').includes('postgres')) return; // a reused pid
   const owner = readNumber(join(dataDir, OWNER_FILE));
-  if (owner !== undefined && owner !== process.pid && isAlive(owner)) {
+  if (owner !== undefined && isAlive(owner)) {
     const port = readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[3];
     throw new Error(`The PostgreSQL server in ${dataDir} (port ${port}) is in use by process ${owner}; it stops when that process ends.`);
   }
