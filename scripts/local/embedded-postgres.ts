@@ -16,7 +16,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { arch, platform, tmpdir } from 'node:os';
+import { arch, platform } from 'node:os';
 import { join } from 'node:path';
 import { startOrphanWatchdog } from './orphan-watchdog';
 import type { OrphanWatchdog } from './orphan-watchdog';
@@ -25,7 +25,6 @@ import type { OrphanWatchdog } from './orphan-watchdog';
 export const EMBEDDED_POSTGRES_MAJOR = 16;
 
 const USER = 'postgres';
-const PASSWORD = 'postgres';
 /** Written into the data folder while a server of ours runs on it: the pid of the process that started it. */
 const OWNER_FILE = 'embedded-postgres.owner';
 const READY = 'database system is ready to accept connections';
@@ -47,7 +46,7 @@ export interface EmbeddedPostgresOptions {
 }
 
 export interface RunningPostgres {
-  /** Superuser connection string to the `postgres` database, e.g. postgres://postgres:postgres@127.0.0.1:41234/postgres */
+  /** Superuser connection string to the `postgres` database, e.g. postgres://postgres@127.0.0.1:41234/postgres (trust authentication) */
   adminUrl: string;
   port: number;
   dataDir: string;
@@ -161,23 +160,19 @@ async function stopLeftoverServer(dataDir: string): Promise<void> {
 }
 
 async function initialise(binaries: Binaries, dataDir: string, durable: boolean, user: { uid: number; gid: number } | undefined) {
-  const passwordFile = join(tmpdir(), `waj-pg-password-${process.pid}-${Date.now()}`);
-  writeFileSync(passwordFile, `${PASSWORD}\n`, { mode: 0o644 });
-  try {
-    const args = [`--pgdata=${dataDir}`, `--username=${USER}`, `--pwfile=${passwordFile}`, '--auth=scram-sha-256'];
-    // UTF8 whatever the machine's locale; the C locale exists everywhere.
-    args.push('--encoding=UTF8', '--locale=C');
-    if (!durable) args.push('--no-sync');
-    const output = await runToEnd(binaries.initdb, args, user);
-    if (output.code !== 0) {
-      const hint =
-        user && /Permission denied/.test(output.text)
-          ? `\nRunning as root, the server runs as the "${USER}" user, which must be able to reach ${dataDir}: every folder above it must be searchable by others (chmod o+x), as /root is not. Move the project, or set LOCAL_DIR to a folder elsewhere.`
-          : '';
-      throw new Error(`initdb failed (exit ${output.code}):\n${output.text}${hint}`);
-    }
-  } finally {
-    rmSync(passwordFile, { force: true });
+  // trust, as a development server on loopback: the tests log in as roles they create without a
+  // password, as they do on the PostgreSQL they otherwise run against.
+  const args = [`--pgdata=${dataDir}`, `--username=${USER}`, '--auth=trust'];
+  // UTF8 whatever the machine's locale; the C locale exists everywhere.
+  args.push('--encoding=UTF8', '--locale=C');
+  if (!durable) args.push('--no-sync');
+  const output = await runToEnd(binaries.initdb, args, user);
+  if (output.code !== 0) {
+    const hint =
+      user && /Permission denied/.test(output.text)
+        ? `\nRunning as root, the server runs as the "${USER}" user, which must be able to reach ${dataDir}: every folder above it must be searchable by others (chmod o+x), as /root is not. Move the project, or set LOCAL_DIR to a folder elsewhere.`
+        : '';
+    throw new Error(`initdb failed (exit ${output.code}):\n${output.text}${hint}`);
   }
 }
 
@@ -280,7 +275,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
 
   let stopped = false;
   return {
-    adminUrl: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`,
+    adminUrl: `postgres://${USER}@127.0.0.1:${port}/postgres`,
     port,
     dataDir,
     pid: () => child.pid,

@@ -87,7 +87,7 @@ describe('embedded PostgreSQL', () => {
     await exited;
 
     expect(await waitUntilNoneCarry(dataDir, 15_000)).toEqual([]);
-    await expect(query(`postgres://postgres:postgres@127.0.0.1:${port}/postgres`, (sql) => sql`select 1`)).rejects.toThrow();
+    await expect(query(`postgres://postgres@127.0.0.1:${port}/postgres`, (sql) => sql`select 1`)).rejects.toThrow();
     if (mode === 'hold') expect(existsSync(dataDir)).toBe(false); // the watchdog removed the throw-away cluster
   }, 60_000);
 
@@ -97,7 +97,7 @@ describe('embedded PostgreSQL', () => {
     for (const { pid, command } of processesCarrying(dataDir)) if (command.includes('node -e')) process.kill(pid, 'SIGKILL');
     owner.kill('SIGKILL');
     await exited;
-    await query(`postgres://postgres:postgres@127.0.0.1:${port}/postgres`, (sql) => sql`select 1`); // orphaned, still up
+    await query(`postgres://postgres@127.0.0.1:${port}/postgres`, (sql) => sql`select 1`); // orphaned, still up
 
     const next = await startServer({ dataDir, durable: false });
     await next.stop();
