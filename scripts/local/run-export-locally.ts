@@ -81,7 +81,12 @@ async function main(): Promise<number> {
   // No stdin: without --data, invoke local reads the event from a non-terminal stdin.
   const invoke = spawnServerless(['invoke', 'local', '--function', 'exportWorker'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
   onShutdown(async () => {
-    if (invoke.exitCode === null && invoke.signalCode === null) invoke.kill('SIGTERM');
+    if (invoke.exitCode !== null || invoke.signalCode !== null) return;
+    const exited = once(invoke, 'exit');
+    invoke.kill('SIGTERM');
+    const kill = setTimeout(() => invoke.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(kill);
   });
   const [status, signal] = (await once(invoke, 'exit')) as [number | null, NodeJS.Signals | null];
   if (status !== 0) {
