@@ -130,6 +130,14 @@ async function waitForExit(pid: number, ms: number): Promise<boolean> {
   return !isAlive(pid);
 }
 
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 function readNumber(file: string): number | undefined {
   try {
     const value = Number(readFileSync(file, 'utf8').split('\n')[0]);
@@ -146,10 +154,10 @@ function readNumber(file: string): number | undefined {
 async function stopLeftoverServer(dataDir: string): Promise<void> {
   const postmaster = readNumber(join(dataDir, 'postmaster.pid'));
   if (postmaster === undefined || !isAlive(postmaster)) return;
-  if (existsSync('/proc') && !readFileSync(`/proc/${postmaster}/cmdline`, 'utf8').includes('postgres')) return; // a reused pid
+  if (existsSync('/proc') && !readText(`/proc/${postmaster}/cmdline`).includes('postgres')) return; // gone, or a reused pid
   const owner = readNumber(join(dataDir, OWNER_FILE));
   if (owner !== undefined && isAlive(owner)) {
-    const port = readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[3];
+    const port = readText(join(dataDir, 'postmaster.pid')).split('\n')[3];
     throw new Error(`The PostgreSQL server in ${dataDir} (port ${port}) is in use by process ${owner}; it stops when that process ends.`);
   }
   process.kill(postmaster, 'SIGINT');
