@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { projectRoot } from '../support/packaged-template';
 
@@ -56,6 +57,35 @@ describe('sls invoke local ends and tidies up', () => {
     const folders = bundleFolders(ended.output);
     expect(folders.length, ended.output).toBeGreaterThan(0);
     for (const folder of folders) expect(existsSync(folder), folder).toBe(false);
+  });
+
+  it('the bundle of a run killed outright is removed by the next run', async () => {
+    const killed = spawn(process.execPath, ['node_modules/serverless/bin/serverless.js', 'invoke', 'local', '--function', 'timeLimitedWorker'], {
+      cwd: projectRoot,
+      env: { ...process.env, SLS_TELEMETRY_DISABLED: '1', DATABASE_URL: NOWHERE },
+      stdio: 'ignore',
+    });
+    const exited = new Promise((resolve) => killed.once('exit', resolve));
+    const bundles = join(projectRoot, '.esbuild');
+    const ownedByKilled = () =>
+      (existsSync(bundles) ? readdirSync(bundles) : []).find((name) => {
+        try {
+          return readFileSync(join(bundles, name, 'owner.pid'), 'utf8') === String(killed.pid);
+        } catch {
+          return false;
+        }
+      });
+    let folder: string | undefined;
+    const deadline = Date.now() + 30_000;
+    while (!(folder = ownedByKilled()) && killed.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(folder, 'the run made its bundle folder').toBeDefined();
+    killed.kill('SIGKILL');
+    await exited;
+    expect(existsSync(join(bundles, folder!))).toBe(true); // no exit hook ran
+
+    const next = await invokeLocal('timeLimitedWorker', { DATABASE_URL: NOWHERE });
+    expect(next.code).toBe(1);
+    expect(existsSync(join(bundles, folder!))).toBe(false);
   });
 
   it('a function that loads and then fails leaves no bundle either', async () => {
