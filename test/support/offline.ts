@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
+import { startOrphanWatchdog } from '../../scripts/local/orphan-watchdog';
 import { projectRoot } from './packaged-template';
 
 export async function freePort(): Promise<number> {
@@ -53,10 +54,13 @@ export async function startOffline(env: Record<string, string>): Promise<Offline
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
+  // It runs in a process group of its own, which a Ctrl-C of the test run does not reach.
+  const watchdog = child.pid === undefined ? undefined : startOrphanWatchdog({ pid: child.pid, group: true, signal: 'SIGTERM', graceMs: 5000 });
   child.stdout?.on('data', (chunk: Buffer) => (log += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (log += chunk.toString()));
 
   const stop = async () => {
+    watchdog?.release();
     if (child.exitCode !== null || child.pid === undefined) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
     process.kill(-child.pid, 'SIGTERM');
