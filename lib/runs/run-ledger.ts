@@ -85,14 +85,21 @@ export interface ShownStep {
   finishedAt: string | null;
   result: RunStep['result'];
   error: string | null;
+  /** Only while the step runs: its worker's latest report (tables done, rows, bytes), for the dashboard's bar. */
+  progress?: NonNullable<RunStep['progress']>;
   verification?: unknown;
 }
 
 export type RunWithSteps = Run & { steps: ShownStep[] };
 
 function showStep(step: RunStep): ShownStep {
-  const { name, status, attempts, startedAt, finishedAt, result, error, verification } = step;
-  return { name, status, attempts, startedAt, finishedAt, result, error, ...(verification === null ? {} : { verification }) };
+  const { name, status, attempts, startedAt, finishedAt, result, error, progress, verification } = step;
+  return {
+    name, status, attempts, startedAt, finishedAt, result, error,
+    // A finished step's figures are its result; the progress of an earlier attempt would mislead.
+    ...(status === 'running' && progress !== null ? { progress } : {}),
+    ...(verification === null ? {} : { verification }),
+  };
 }
 
 interface RunRow {

@@ -218,7 +218,13 @@ describe.skipIf(!hasBrowser)('the jobs dashboard in a browser, against serverles
     expect((await jobPanel('export').locator('.schema-list label').last().innerText()).trim()).toBe(HOSTILE_SCHEMA);
     await page.locator(`a[href^="#run="]`).first().click();
     await expect.poll(() => page.locator('#run-detail').isVisible(), { timeout: 15_000 }).toBe(true);
-    expect(await page.locator('#run-detail pre.error').innerText()).toContain(HOSTILE_TABLE);
+    // The run's error names the failed step and its cause; the step's bar shows its own error.
+    const runError = await page.locator('#run-detail pre.run-error').innerText();
+    expect(runError).toMatch(/^1 of 1 steps did not succeed\. /);
+    expect(runError).toContain(`${HOSTILE_SCHEMA} failed: `);
+    expect(runError).toContain(HOSTILE_TABLE);
+    expect(await page.locator('#run-detail .steps .name').allInnerTexts()).toEqual([`${HOSTILE_SCHEMA} failed`]);
+    expect(await page.locator('#run-detail .steps pre.step-error').innerText()).toContain(HOSTILE_TABLE);
     await shot('4-hostile-text');
 
     expect(await page.locator('img').count()).toBe(0);
@@ -255,16 +261,42 @@ describe.skipIf(!hasBrowser)('the jobs dashboard in a browser, against serverles
     await shot('5-second-start-409');
     await page.locator('#run-detail-close').click();
 
-    // Live progress: a bar per chosen schema, crm's export running.
-    await expect.poll(() => panel.locator('.active .steps .name').allInnerTexts(), { timeout: 30_000 }).toEqual(['crm running', 'idm pending']);
-    expect(await panel.locator('.active progress').count()).toBe(3);
+    // Live progress: a bar per chosen schema, in the configured order, each with its step's own
+    // status. The steps run at once, in no set order: idm (small) may be queued, running or done
+    // by now; crm (its 3 million-row table) runs for seconds, and its bar shows its worker's
+    // latest figures while it does.
+    const active = panel.locator('.active');
+    await expect
+      .poll(
+        async () => {
+          const names = await active.locator('.steps .name').allInnerTexts();
+          const figures = await active.locator('.steps .figures').allInnerTexts();
+          return names.length === 2 && names[0] === 'crm running' && /^idm (queued|running|succeeded)$/.test(names[1]!) && /^\d+ tables · [\d,]+ rows · [\d.]+ [KMG]?B$/.test(figures[0]!)
+            ? 'crm running with figures'
+            : JSON.stringify({ names, figures });
+        },
+        { timeout: 30_000, interval: 250 },
+      )
+      .toBe('crm running with figures');
+    expect(await active.locator('progress').count()).toBe(3); // the total and one per schema
+    expect(await active.locator('progress.total').getAttribute('max')).toBe('2');
+    expect(await active.locator('.total-line').innerText()).toMatch(/^[01] of 2 schemas · [\d,]+ tables · [\d,]+ rows · [\d.]+ [KMG]?B$/);
     await shot('6-export-running');
 
     await expect.poll(() => panel.locator('tbody tr').first().innerText(), { timeout: 90_000 }).toMatch(/succeeded/);
     expect(await panel.locator('.active').innerText()).toBe('');
     expect(await panel.locator('svg rect.bar-succeeded').count()).toBe(1);
     expect(await panel.locator('svg rect.bar-failed').count()).toBe(1);
+    // The ended run's detail: both steps succeeded with their results' figures, and the totals.
+    await panel.locator(`tbody tr[data-run="${runId}"] a[href="#run=${runId}"]`).click();
+    await expect.poll(() => page.locator('#run-detail .steps .name').allInnerTexts(), { timeout: 15_000 }).toEqual(['crm succeeded', 'idm succeeded']);
+    const stepFigures = await page.locator('#run-detail .steps .figures').allInnerTexts();
+    for (const figures of stepFigures) expect(figures).toMatch(/^[1-9]\d* tables · [\d,]+ rows · [\d.]+ [KMG]?B$/);
+    expect(await page.locator('#run-detail progress.total').getAttribute('value')).toBe('2');
+    expect(await page.locator('#run-detail .total-line').innerText()).toMatch(/^2 of 2 schemas · [1-9]\d* tables · [\d,]+ rows · [\d.]+ [KMG]?B$/);
+    expect(await page.locator('#run-detail pre.error').count()).toBe(0);
     await shot('7-export-succeeded');
+    await page.locator('#run-detail-close').click();
 
     // Filter by status.
     await panel.locator('select.status-filter').selectOption('failed');

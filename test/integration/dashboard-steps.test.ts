@@ -14,6 +14,7 @@ import { serveDashboard } from '../../lib/dashboard/serve-dashboard';
 
 const KEY = 'fixture-key';
 const RUN_ID = '11111111-2222-4333-8444-555555555555';
+const UNSPLIT_RUN_ID = '66666666-2222-4333-8444-555555555555';
 const HOSTILE = '<img src=x onerror=alert(1)>';
 
 const activeRun = {
@@ -21,26 +22,41 @@ const activeRun = {
   job: 'export',
   trigger: 'http',
   status: 'running',
-  params: { schemas: ['water', HOSTILE, 'crm'] },
+  params: { schemas: ['water', HOSTILE, 'crm', 'returns', 'idm'] },
   attempts: 1,
   requestedAt: '2026-11-25T10:00:00.000Z',
   startedAt: '2026-11-25T10:00:01.000Z',
   finishedAt: null,
-  progress: { schemasDone: 1, schemasTotal: 3, tables: 12, rows: 345678, bytes: 5 * 1024 * 1024 },
+  progress: { schemasDone: 1, schemasTotal: 5, tables: 12, rows: 345678, bytes: 5 * 1024 * 1024 },
   steps: [
     { name: 'water', status: 'succeeded', attempts: 1, startedAt: '2026-11-25T10:00:01.000Z', finishedAt: '2026-11-25T10:00:09.000Z', result: { tables: 10, rows: 300000, bytes: 4194304, compressedBytes: 1000, key: 'export/water.tgz' }, error: null },
     { name: HOSTILE, status: 'running', attempts: 1, startedAt: '2026-11-25T10:00:09.000Z', finishedAt: null, progress: { tablesDone: 2, rows: 45678, bytes: 1048576 }, result: null, error: null },
     { name: 'crm', status: 'failed', attempts: 2, startedAt: null, finishedAt: null, result: null, error: '<script>alert("step")</script> went wrong' },
+    { name: 'returns', status: 'timed_out', attempts: 1, startedAt: '2026-11-25T10:00:02.000Z', finishedAt: '2026-11-25T10:15:02.000Z', result: null, error: 'The lease expired' },
+    // Steps run at once, in no set order: one listed after the running step may not have started.
+    { name: 'idm', status: 'queued', attempts: 0, startedAt: null, finishedAt: null, result: null, error: null },
   ],
   result: null,
   error: null,
   lambdaRequestId: null,
 };
 
+/** A run the coordinator has taken but not yet fanned out: no steps yet, no progress. */
+const unsplitRun = {
+  ...activeRun,
+  id: UNSPLIT_RUN_ID,
+  params: { schemas: ['crm', 'idm'] },
+  progress: null,
+  steps: [],
+};
+
+let exportRuns: (typeof activeRun | typeof unsplitRun)[] = [activeRun];
+
 function answer(path: string): { status: number; body: unknown } {
-  if (path.startsWith('/jobs/export/runs')) return { status: 200, body: { job: 'export', runs: [activeRun], schedule: null, schemas: ['water', HOSTILE, 'crm'] } };
+  if (path.startsWith('/jobs/export/runs')) return { status: 200, body: { job: 'export', runs: exportRuns, schedule: null, schemas: ['water', HOSTILE, 'crm', 'returns', 'idm'] } };
   if (path.startsWith('/jobs/time-limited/runs')) return { status: 200, body: { job: 'time-limited', runs: [], schedule: null } };
   if (path === `/jobs/runs/${RUN_ID}`) return { status: 200, body: activeRun };
+  if (path === `/jobs/runs/${UNSPLIT_RUN_ID}`) return { status: 200, body: unsplitRun };
   return { status: 404, body: { error: 'no such fixture' } };
 }
 
@@ -99,23 +115,38 @@ describe.skipIf(!hasBrowser)('the dashboard with per-schema steps', () => {
       'water succeeded',
       `${HOSTILE} running`,
       'crm failed',
+      'returns timed_out',
+      'idm queued',
     ]);
     const figures = await active.locator('.steps .figures').allInnerTexts();
-    expect(figures).toEqual(['10 tables · 300,000 rows · 4.0 MB', '2 tables · 45,678 rows · 1.0 MB', '']);
-    expect(await active.locator('.total-line').innerText()).toBe('1 of 3 schemas · 12 tables · 345,678 rows · 5.0 MB');
-    // Bars: the total (1 of 3), then water full, the running step indeterminate, crm (failed) full.
+    expect(figures).toEqual(['10 tables · 300,000 rows · 4.0 MB', '2 tables · 45,678 rows · 1.0 MB', '', '', '']);
+    expect(await active.locator('.total-line').innerText()).toBe('1 of 5 schemas · 12 tables · 345,678 rows · 5.0 MB');
+    // Bars: the total (1 of 5), then water full, the running step indeterminate, crm (failed) and
+    // returns (timed out) full as ended steps, idm (queued, though after a running one) empty.
     const bars = await Promise.all(
       (await active.locator('progress').all()).map(async (bar) => ({ max: await bar.getAttribute('max'), value: await bar.getAttribute('value') })),
     );
     expect(bars).toEqual([
-      { max: '3', value: '1' },
+      { max: '5', value: '1' },
       { max: '1', value: '1' },
       { max: '1', value: null },
       { max: '1', value: '1' },
+      { max: '1', value: '1' },
+      { max: '1', value: '0' },
     ]);
-    expect(await active.locator('pre.error').innerText()).toBe('<script>alert("step")</script> went wrong');
+    expect(await active.locator('pre.error').allInnerTexts()).toEqual(['<script>alert("step")</script> went wrong', 'The lease expired']);
     expect(await page.locator('img').count()).toBe(0);
     expect(dialogs).toEqual([]);
+  });
+
+  it('before the coordinator has recorded the steps: a bar per requested schema, all queued, none guessed done or running', async () => {
+    exportRuns = [unsplitRun];
+    await page.reload();
+    const active = page.locator('#job-export .active');
+    await expect.poll(() => active.locator('.steps .name').allInnerTexts(), { timeout: 15_000 }).toEqual(['crm queued', 'idm queued']);
+    expect(await active.locator('.total-line').innerText()).toBe('0 of 2 schemas · — tables · — rows · —');
+    const values = await Promise.all((await active.locator('.steps progress').all()).map((bar) => bar.getAttribute('value')));
+    expect(values).toEqual(['0', '0']);
   });
 
   it('shows the error of a start that answers 503', async () => {

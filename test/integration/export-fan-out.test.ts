@@ -208,6 +208,26 @@ describe('an export run fanned out into steps', () => {
     expect((await ledger.get(run.id))?.status).toBe('succeeded');
     expect((await post()).statusCode).toBe(204);
   });
+
+  it('GET shows a running step with its latest progress (the dashboard draws its bar from it), an ended one with its result only', async () => {
+    const { job } = handOverOnly();
+    const run = await ledger.enqueue('export', 'http');
+    await runJobWorker(job, { runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
+    const claim = await steps.claim(run.id, 'returns', { leaseMs: LEASE_MS });
+    await steps.reportProgress(claim.step!.id, { tablesDone: 2, rows: 1234, bytes: 56789 });
+    const running = await getRun(run.id);
+    expect(running.steps.map((s) => [s.name, s.status, s.progress])).toEqual([
+      ['water', 'queued', undefined],
+      ['returns', 'running', { tablesDone: 2, rows: 1234, bytes: 56789 }],
+      ['crm', 'queued', undefined],
+    ]);
+    expect(running.progress).toMatchObject({ schemasDone: 0, schemasTotal: 3, tables: 2, rows: 1234, bytes: 56789 });
+
+    await steps.finish(claim.step!.id, { status: 'succeeded', result: { key: 'export/returns.tgz', tables: 3, rows: 2000, bytes: 90000, compressedBytes: 9000 } });
+    const returns = (await getRun(run.id)).steps.find((s) => s.name === 'returns')!;
+    expect(Object.keys(returns).sort()).toEqual(['attempts', 'error', 'finishedAt', 'name', 'result', 'startedAt', 'status']);
+    expect(returns.result).toMatchObject({ tables: 3, rows: 2000, bytes: 90000 });
+  });
 });
 
 describe('the coordinator', () => {

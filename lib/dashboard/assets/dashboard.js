@@ -131,22 +131,26 @@
   // Progress of one run: a bar per export schema and the total
   // ---------------------------------------------------------------------------------------------
 
+  // A step's status once it has ended for good; its bar is full whatever the outcome.
+  const ENDED = ['succeeded', 'failed', 'timed_out'];
+
   /**
-   * The export's steps: from `steps` (one per schema, when the API gives them), else from the
-   * finished result's schemas, else made up from the run's progress (schemas before the current
-   * one are done, the current one runs, the rest wait).
+   * The export's steps, one per schema, in the configured order: from `steps` as GET
+   * /jobs/runs/{id} gives them (a running step with its latest `progress`, an ended one with its
+   * `result`). The steps run at once, in no set order, so nothing here is inferred from a position.
+   * A run the coordinator has not yet fanned out has no steps: its schemas wait, queued. A run
+   * recorded before the fan-out has no steps either, only its result's per-schema figures.
    */
   function stepsOf(run, configuredSchemas) {
-    if (Array.isArray(run.steps)) {
+    if (Array.isArray(run.steps) && run.steps.length > 0) {
       return run.steps.map((step) => {
-        const progress = step.progress || {};
-        const result = step.result || {};
+        const figures = step.status === 'running' ? step.progress || {} : step.result || {};
         return {
           name: step.name,
           status: step.status,
-          tables: progress.tablesDone ?? result.tables,
-          rows: progress.rows ?? result.rows,
-          bytes: progress.bytes ?? result.bytes,
+          tables: figures.tablesDone ?? figures.tables,
+          rows: figures.rows,
+          bytes: figures.bytes,
           error: step.error,
         };
       });
@@ -154,31 +158,28 @@
     if (run.result && Array.isArray(run.result.schemas)) {
       return run.result.schemas.map((o) => ({ name: o.schema, status: o.status, tables: o.tables, rows: o.rows, bytes: o.bytes, error: o.error }));
     }
+    if (!ACTIVE.includes(run.status)) return [];
     const names = run.params && Array.isArray(run.params.schemas) ? run.params.schemas : configuredSchemas || [];
-    const progress = run.progress || {};
-    const done = typeof progress.schemasDone === 'number' ? progress.schemasDone : 0;
-    return names.map((name, index) => ({
-      name,
-      status: index < done ? 'done' : index === done && run.status === 'running' ? 'running' : 'pending',
-    }));
+    return names.map((name) => ({ name, status: 'queued' }));
   }
 
+  /** The run's totals: its `progress` (the API totals the steps), else the steps' own figures. */
   function totalsOf(run, steps) {
     const progress = run.progress || {};
-    const finished = steps.filter((s) => ['succeeded', 'failed', 'done'].includes(s.status)).length;
+    const sum = (field) => steps.reduce((total, step) => (typeof step[field] === 'number' ? (total ?? 0) + step[field] : total), undefined);
     return {
-      schemasDone: typeof progress.schemasDone === 'number' ? progress.schemasDone : finished,
+      schemasDone: typeof progress.schemasDone === 'number' ? progress.schemasDone : steps.filter((s) => s.status === 'succeeded').length,
       schemasTotal: typeof progress.schemasTotal === 'number' ? progress.schemasTotal : steps.length,
-      tables: progress.tables ?? progress.tablesDone,
-      rows: progress.rows,
-      bytes: progress.bytes,
+      tables: progress.tables ?? sum('tables'),
+      rows: progress.rows ?? sum('rows'),
+      bytes: progress.bytes ?? sum('bytes'),
     };
   }
 
   function stepBar(step) {
     const bar = el('progress', { max: 1, 'aria-label': `${step.name}: ${step.status}` });
     // No value: an indeterminate bar, for a step that is running.
-    if (step.status !== 'running') bar.value = ['succeeded', 'failed', 'done'].includes(step.status) ? 1 : 0;
+    if (step.status !== 'running') bar.value = ENDED.includes(step.status) ? 1 : 0;
     return bar;
   }
 
@@ -191,6 +192,7 @@
       return box;
     }
     const steps = stepsOf(run, configuredSchemas);
+    if (steps.length === 0) return box; // an export that ended before it was fanned out: its error says why
     const totals = totalsOf(run, steps);
     const total = el('progress', { class: 'total', max: Math.max(totals.schemasTotal, 1), 'aria-label': 'schemas done' });
     total.value = totals.schemasDone;
@@ -212,7 +214,7 @@
         stepBar(step),
         el('span', { class: 'figures' }, figures),
       );
-      if (step.error) list.append(el('pre', { class: 'error' }, String(step.error)), el('span'), el('span'));
+      if (step.error) list.append(el('pre', { class: 'error step-error' }, String(step.error)), el('span'), el('span'));
     }
     box.append(list);
     return box;
@@ -233,7 +235,7 @@
     const params = describeParams(run);
     if (params) add('Parameters', params);
     const box = el('div', {}, facts, renderProgress(run, configuredSchemas));
-    if (run.error) box.append(el('h3', {}, 'Error'), el('pre', { class: 'error' }, String(run.error)));
+    if (run.error) box.append(el('h3', {}, 'Error'), el('pre', { class: 'error run-error' }, String(run.error)));
     return box;
   }
 
