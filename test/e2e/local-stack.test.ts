@@ -83,7 +83,7 @@ describe('npm run local', () => {
     expect(response.status).toBe(204);
     const location = response.headers.get('location');
     expect(location).toMatch(/^\/jobs\/runs\/[0-9a-f-]{36}$/);
-    let run: { status: string; trigger: string; result?: { schemas: { status: string }[] } } | undefined;
+    let run: { status: string; trigger: string; steps?: { name: string; status: string }[] } | undefined;
     const deadline = Date.now() + 90_000;
     while (Date.now() < deadline) {
       run = (await (await fetch(`${api}${location}`, { headers })).json()) as typeof run;
@@ -92,8 +92,10 @@ describe('npm run local', () => {
     }
     expect(run?.status, JSON.stringify(run)).toBe('succeeded');
     expect(run?.trigger).toBe('http');
-    expect(run?.result?.schemas.map((s) => s.status)).toEqual(Array(6).fill('succeeded'));
-    expect(output).toMatch(/\(λ: exportWorker\) RequestId/); // it ran in the worker, invoked through the Lambda API
+    expect(run?.steps?.map((s) => `${s.name} ${s.status}`)).toEqual(['water', 'returns', 'crm', 'crm_v2', 'idm', 'permit'].map((name) => `${name} succeeded`));
+    // The coordinator and each schema's step ran in their workers, invoked through the Lambda API.
+    expect(output).toMatch(/\(λ: exportWorker\) RequestId/);
+    expect(output).toMatch(/\(λ: exportSchemaWorker\) RequestId/);
   }, 120_000);
 
   it('Ctrl-C (SIGINT to its process group) stops every process it started', async () => {
