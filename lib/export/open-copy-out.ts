@@ -6,7 +6,8 @@ import type { ISql } from 'postgres';
 export const COPY_CHUNK_BYTES = 1024 * 1024;
 
 /**
- * Runs a `COPY ... TO STDOUT` and returns its output as a stream of ~1 MiB buffers.
+ * Runs a `COPY ... TO STDOUT` and returns its output as a stream of ~1 MiB buffers; `signal`
+ * cancels it (on the server too).
  *
  * Works around two behaviours of postgres.js 3.4's COPY OUT stream (connection.js):
  *
@@ -26,8 +27,23 @@ export const COPY_CHUNK_BYTES = 1024 * 1024;
  *    false and would pause the socket again for good, so the rest of the COPY is discarded with
  *    the socket kept flowing, letting the transaction reach ROLLBACK instead of hanging.
  */
-export async function openCopyOut(sql: ISql, statement: string, chunkBytes = COPY_CHUNK_BYTES): Promise<Readable> {
-  const stream = await sql.unsafe(statement).readable();
+export async function openCopyOut(
+  sql: ISql,
+  statement: string,
+  { chunkBytes = COPY_CHUNK_BYTES, signal }: { chunkBytes?: number; signal?: AbortSignal } = {},
+): Promise<Readable> {
+  signal?.throwIfAborted();
+  const query = sql.unsafe(statement);
+  const stream = await query.readable();
+  // A COPY that is no longer wanted (another table of the schema failed) is cancelled on the
+  // server, rather than read to its end and discarded: that could be gigabytes.
+  const cancel = (): void => {
+    query.cancel();
+    stream.destroy(signal?.reason instanceof Error ? signal.reason : new Error('The COPY was cancelled'));
+  };
+  if (signal?.aborted) cancel();
+  signal?.addEventListener('abort', cancel, { once: true });
+  stream.once('close', () => signal?.removeEventListener('abort', cancel));
   const pushToQueue = stream.push.bind(stream);
   // postgres.js's read() is `socket.resume()`; kept to resume the socket once the stream closes.
   const resumeSocket = stream._read.bind(stream);
@@ -57,6 +73,16 @@ export async function openCopyOut(sql: ISql, statement: string, chunkBytes = COP
     return flowing;
   };
 
-  stream.once('close', () => resumeSocket(0));
+  stream.once('close', () => {
+    // A connection that ended during the COPY (pg_terminate_backend, a failover, a restart) has
+    // already destroyed the stream with its error and dropped its socket: read() would throw
+    // "Cannot read properties of null (reading 'resume')" from this listener, an uncaught
+    // exception that took the whole process down. There is nothing left to resume then.
+    try {
+      resumeSocket(0);
+    } catch {
+      // the socket is gone; the stream's own error reports the failure
+    }
+  });
   return stream;
 }
