@@ -59,6 +59,8 @@ export interface ExportSettings {
   prefix: string;
   schemas: string[];
   s3Endpoint?: string;
+  /** Tables of a schema read at once (EXPORT_TABLE_PARALLELISM); unset: the CPUs. */
+  tableParallelism?: number;
 }
 
 export function readExportSettings(env: Env): ExportSettings {
@@ -70,7 +72,17 @@ export function readExportSettings(env: Env): ExportSettings {
     throw new ConfigError(`EXPORT_PREFIX must be a folder of the bucket: not empty, ending in "/", not starting with "/", no "//", spaces, "*" or "?" (it is ${JSON.stringify(prefix)})`);
   }
   const schemas = parseSchemaList(optional(env, 'EXPORT_SCHEMAS'));
-  return { bucket, prefix, schemas, s3Endpoint: url(env, 'S3_ENDPOINT') };
+  return { bucket, prefix, schemas, s3Endpoint: url(env, 'S3_ENDPOINT'), tableParallelism: readTableParallelism(env) };
+}
+
+function readTableParallelism(env: Env): number | undefined {
+  const raw = optional(env, 'EXPORT_TABLE_PARALLELISM');
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(value) || value < 1 || value > 64) {
+    throw new ConfigError(`EXPORT_TABLE_PARALLELISM must be a whole number from 1 to 64: ${JSON.stringify(raw)}`);
+  }
+  return value;
 }
 
 function parseSchemaList(value: string | undefined): string[] {

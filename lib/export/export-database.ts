@@ -15,6 +15,8 @@ export interface ExportSettings {
   /** Key prefix, e.g. 'export/'; each schema goes to `${prefix}${schema}.tgz`. */
   prefix: string;
   schemas: string[];
+  /** Tables of a schema read at once; the CPUs unless given (see exportSchema). */
+  tableParallelism?: number;
 }
 
 export interface ExportDeps {
@@ -130,6 +132,7 @@ async function exportOneSchema(
       bucket: settings.bucket,
       key,
       folder,
+      parallelism: settings.tableParallelism,
       onTableBytes: (bytes) => {
         progress.bytes = bytesBefore + bytesOfFinishedTables + bytes;
         onProgress?.({ ...progress });

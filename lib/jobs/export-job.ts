@@ -38,7 +38,7 @@ export function createExportJob(settings: ExportSettings, s3: S3Client, { remove
     parseParams: (input) => parseExportParams(input, settings.schemas),
     async run(params, { sql, reportProgress }) {
       const result = await exportDatabase(
-        { bucket: settings.bucket, prefix: settings.prefix, schemas: params.schemas ?? settings.schemas },
+        { bucket: settings.bucket, prefix: settings.prefix, schemas: params.schemas ?? settings.schemas, tableParallelism: settings.tableParallelism },
         { sql, s3, removeLeftoverRunFolders },
         reportProgress,
       );
