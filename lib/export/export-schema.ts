@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import type { ISql, Sql } from 'postgres';
+import type { ReservedSql, Sql } from 'postgres';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { logger } from '../logger';
 import { manifestEntryName, tableEntryName } from './archive-entry-name';
@@ -81,10 +81,15 @@ export async function exportSchema(schema: string, target: SchemaExportTarget): 
     const baseTables = await reading(listBaseTables(first, schema));
     if (baseTables.length === 0) throw new Error(`Schema "${schema}" has no base tables (or does not exist)`);
     const parallelism = Math.max(1, Math.min(target.parallelism ?? availableParallelism(), baseTables.length, sql.options.max - 1));
-    const others: ISql[] = [];
+    const others: ReservedSql[] = [];
     for (let i = 1; i < parallelism; i += 1) others.push(await reading(connections.join()));
 
-    const tables = await new TableQueue(schema, baseTables, tarball, { ...target, folder, signal: stop.signal }).run([first, ...others]);
+    const tables = await new TableQueue(schema, baseTables, tarball, {
+      ...target,
+      folder,
+      signal: stop.signal,
+      assertOpen: (connection) => connections.assertOpen(connection),
+    }).run([first, ...others]);
     await reading(connections.commit());
     const manifest: SchemaManifest = { schema, exportedAt: exportedAt.toISOString(), tables };
     await tarball.addBuffer(Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`), manifestEntryName(schema));
@@ -103,6 +108,8 @@ export async function exportSchema(schema: string, target: SchemaExportTarget): 
 interface QueueOptions {
   folder: string;
   signal: AbortSignal;
+  /** Throws if the server ended the connection: a query on it would crash postgres.js. */
+  assertOpen: (connection: ReservedSql) => void;
   onTableDone?: (table: TableSummary) => void;
   onTableBytes?: (bytes: number) => void;
 }
@@ -138,14 +145,14 @@ class TableQueue {
     options.signal.addEventListener('abort', () => this.fail(options.signal.reason), { once: true });
   }
 
-  async run(connections: ISql[]): Promise<TableSummary[]> {
+  async run(connections: ReservedSql[]): Promise<TableSummary[]> {
     await Promise.all(connections.map((connection) => this.work(connection, connections.length)));
     await this.writingStaged;
     if (this.failure) throw this.failure.error;
     return this.summaries;
   }
 
-  private async work(connection: ISql, parallelism: number): Promise<void> {
+  private async work(connection: ReservedSql, parallelism: number): Promise<void> {
     try {
       while (!this.failure && this.nextToStart < this.tables.length) {
         const index = this.nextToStart++;
@@ -161,7 +168,7 @@ class TableQueue {
   }
 
   /** The table whose turn it is: COPY → gzip → the upload, nothing on disk. */
-  private async streamInTurn(connection: ISql, index: number): Promise<void> {
+  private async streamInTurn(connection: ReservedSql, index: number): Promise<void> {
     const table = this.tables[index]!;
     const file = tableEntryName(this.schema, table.name);
     const entry = this.tarball.startEntry(file);
@@ -173,7 +180,7 @@ class TableQueue {
   }
 
   /** A table ahead of its turn: its compressed members go to a file until the turn comes. */
-  private async stageAhead(connection: ISql, index: number): Promise<void> {
+  private async stageAhead(connection: ReservedSql, index: number): Promise<void> {
     // Named by position: table names may hold anything a path should not. 'wx': always a new file.
     const path = join(this.options.folder, `${index}.csv.gz`);
     const handle = await open(path, 'wx');
@@ -188,9 +195,10 @@ class TableQueue {
     this.advance();
   }
 
-  private async read(connection: ISql, index: number, write: (compressed: Buffer) => Promise<void>): Promise<CsvSummary> {
+  private async read(connection: ReservedSql, index: number, write: (compressed: Buffer) => Promise<void>): Promise<CsvSummary> {
     const table = this.tables[index]!;
     try {
+      this.options.assertOpen(connection);
       return await streamTableAsCsv(connection, this.schema, table, write, {
         signal: this.stop.signal,
         onBytes: (bytes) => {

@@ -2,6 +2,9 @@ import type { Readable } from 'node:stream';
 // ISql: a plain client or the transaction inside sql.begin.
 import type { ISql } from 'postgres';
 
+/** A COPY's output; `copyEnded` resolves once its connection can take the next statement. */
+export type CopyOut = Readable & { copyEnded: Promise<void> };
+
 /** Size of the buffers rows are gathered into before anyone downstream sees them. */
 export const COPY_CHUNK_BYTES = 1024 * 1024;
 
@@ -31,15 +34,34 @@ export async function openCopyOut(
   sql: ISql,
   statement: string,
   { chunkBytes = COPY_CHUNK_BYTES, signal }: { chunkBytes?: number; signal?: AbortSignal } = {},
-): Promise<Readable> {
+): Promise<CopyOut> {
   signal?.throwIfAborted();
   const query = sql.unsafe(statement);
   const stream = await query.readable();
+
+  // The connection is free for the next statement (ROLLBACK, the next COPY) only once postgres.js
+  // has seen the COPY end: at CopyDone it pushes null, and on an error or a closed connection it
+  // destroys the stream with that error. Until then it refuses any query ("COPY_IN_PROGRESS"),
+  // even after our consumer has destroyed the stream, so that is watched here.
+  let markEnded!: () => void;
+  const copyEnded = new Promise<void>((resolve) => (markEnded = resolve));
+  const destroy = stream.destroy.bind(stream);
+  stream.destroy = (error?: Error): typeof stream => {
+    // A consumer that stops reading destroys without an error; postgres.js always gives one.
+    if (error) markEnded();
+    return destroy(error);
+  };
+  // A small table's rows and CopyDone can all arrive in the socket read that resolved readable(),
+  // before push was replaced below; the stream's own state says so.
+  if (stream.destroyed || (stream as unknown as { _readableState: { ended: boolean } })._readableState.ended) markEnded();
+  stream.once('end', markEnded);
+
   // A COPY that is no longer wanted (another table of the schema failed) is cancelled on the
-  // server, rather than read to its end and discarded: that could be gigabytes.
+  // server, rather than read to its end and discarded: that could be gigabytes. The server then
+  // ends it with an error, which marks it ended.
   const cancel = (): void => {
     query.cancel();
-    stream.destroy(signal?.reason instanceof Error ? signal.reason : new Error('The COPY was cancelled'));
+    destroy(signal?.reason instanceof Error ? signal.reason : new Error('The COPY was cancelled'));
   };
   if (signal?.aborted) cancel();
   signal?.addEventListener('abort', cancel, { once: true });
@@ -60,11 +82,13 @@ export async function openCopyOut(
 
   // The return value tells postgres.js whether to pause the socket (false = pause).
   stream.push = (row: Buffer | null): boolean => {
-    if (stream.destroyed) return true;
     if (row === null) {
+      markEnded();
+      if (stream.destroyed) return true;
       flush();
       return pushToQueue(null);
     }
+    if (stream.destroyed) return true;
     const flowing = used + row.length > chunkBytes ? flush() : true;
     // A row bigger than a whole buffer goes on as it is; it is a fresh buffer, not a shared one.
     if (row.length >= chunkBytes) return pushToQueue(row) && flowing;
@@ -84,5 +108,5 @@ export async function openCopyOut(
       // the socket is gone; the stream's own error reports the failure
     }
   });
-  return stream;
+  return Object.assign(stream, { copyEnded });
 }

@@ -24,6 +24,7 @@ const BEGIN = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';
  */
 export class SnapshotConnections {
   readonly connections: ReservedSql[] = [];
+  private readonly closed = new Set<ReservedSql>();
   private snapshotId = '';
 
   constructor(private readonly sql: Sql) {}
@@ -49,20 +50,32 @@ export class SnapshotConnections {
     return connection;
   }
 
+  /** Throws if the server ended this connection (its transaction, and snapshot, are gone). */
+  assertOpen(connection: ReservedSql): void {
+    if (this.closed.has(connection)) throw new Error('The database connection was closed during the export (CONNECTION_CLOSED)');
+  }
+
   /** Commits every transaction (read-only: nothing to keep, only the snapshot to let go). */
   async commit(): Promise<void> {
-    for (const connection of this.connections) await connection.unsafe('COMMIT');
+    for (const connection of this.connections) {
+      this.assertOpen(connection);
+      await connection.unsafe('COMMIT');
+    }
   }
 
   /**
-   * Rolls every transaction back and gives the connections back to the pool. Never rejects: a
-   * connection the server ended cannot roll back, and the error that ended it is already known.
+   * Rolls every transaction back and gives the connections back to the pool. Never rejects.
+   * A connection the server ended is neither queried nor released: postgres.js 3.4 would write
+   * to its null socket from a setImmediate (an uncaught TypeError, "reading 'write'") and put the
+   * dead connection back among the open ones; the pool has already marked it closed and opens a
+   * new one when needed.
    */
   async release(): Promise<void> {
     await Promise.all(
       this.connections.splice(0).map(async (connection) => {
+        if (this.closed.has(connection)) return;
         await connection.unsafe('ROLLBACK').catch(() => {});
-        connection.release();
+        if (!this.closed.has(connection)) connection.release();
       }),
     );
   }
@@ -70,6 +83,15 @@ export class SnapshotConnections {
   private async reserve(): Promise<ReservedSql> {
     const connection = await this.sql.reserve();
     this.connections.push(connection);
+    // postgres.js tells nobody when a reserved connection closes; its internal `onexecute` hook
+    // (the one sql.begin uses to learn its connection) hands us the connection object, whose
+    // `onclose` the pool calls once when the socket closes.
+    await connection.unsafe('SELECT 1', [], {
+      onexecute: (internal: { onclose?: () => void }) => {
+        internal.onclose = () => this.closed.add(connection);
+        return true;
+      },
+    } as never);
     return connection;
   }
 }

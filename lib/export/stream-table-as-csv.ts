@@ -60,6 +60,8 @@ export async function streamTableAsCsv(
     }
   } finally {
     copy.destroy();
+    // Until then postgres.js refuses the connection's next statement (ROLLBACK, the next COPY).
+    await copy.copyEnded;
   }
   return { rows: Math.max(records.count - 1, 0), bytes, sha256: hash.digest('hex'), compressedBytes };
 }
