@@ -60,9 +60,9 @@ export interface SchemaExportTarget {
  *
  * No table is ever staged uncompressed. The table whose turn it is in the tarball streams
  * COPY → gzip → S3 directly; a table read alongside it, ahead of its turn, is compressed into a
- * file of its own and copied into the tarball when its turn comes. A table starts only while it
- * is fewer than `parallelism` places ahead of the one being written, so the temporary disk holds
- * at most `parallelism - 1` compressed tables. Throws on any failure, after cancelling the other
+ * file of its own and copied into the tarball when its turn comes. At most `parallelism - 1`
+ * tables are on disk at once (being staged, waiting, or being copied), so the temporary disk
+ * holds at most that many compressed tables: one, with two CPUs. Throws on any failure, after cancelling the other
  * tables' COPYs, aborting the upload and removing the temporary files.
  */
 export async function exportSchema(schema: string, target: SchemaExportTarget): Promise<SchemaExport> {
@@ -131,6 +131,8 @@ class TableQueue {
   /** The next table to start, and the table whose turn it is in the tarball. */
   private nextToStart = 0;
   private turn = 0;
+  /** Tables staged, being staged, or being copied into the tarball. */
+  private onDisk = 0;
   private writingStaged: Promise<void> = Promise.resolve();
   private wake: (() => void)[] = [];
   private failure: { error: unknown } | undefined;
@@ -156,11 +158,17 @@ class TableQueue {
     try {
       while (!this.failure && this.nextToStart < this.tables.length) {
         const index = this.nextToStart++;
-        // Never more than `parallelism` places ahead of the tarball: bounds what waits on disk.
-        while (!this.failure && index >= this.turn + parallelism) await new Promise<void>((resolve) => this.wake.push(resolve));
+        // A table ahead of its turn waits on disk; at most `parallelism - 1` do at any time,
+        // counting those being staged and the one being copied into the tarball, so the disk
+        // holds at most that many compressed tables.
+        while (!this.failure && index !== this.turn && this.onDisk >= parallelism - 1) await new Promise<void>((resolve) => this.wake.push(resolve));
         if (this.failure) return;
-        if (index === this.turn) await this.streamInTurn(connection, index);
-        else await this.stageAhead(connection, index);
+        if (index === this.turn) {
+          await this.streamInTurn(connection, index);
+        } else {
+          this.onDisk += 1;
+          await this.stageAhead(connection, index);
+        }
       }
     } catch (error) {
       this.fail(error);
@@ -231,6 +239,7 @@ class TableQueue {
         await this.copyStaged(this.turn, next);
         this.staged.delete(this.turn);
         await rm(next.path, { force: true });
+        this.onDisk -= 1;
         this.moveTurn();
       }
     }).catch((error: unknown) => this.fail(error));
