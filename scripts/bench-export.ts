@@ -12,7 +12,9 @@
  * built once into the database `waj_bench_export` and kept for later runs (about a minute to
  * build); `--rebuild` builds it again, `--drop` drops it at the end. BENCH_ROWS changes the size
  * of the built data (default 4.5 million rows ≈ 1.27 GB of CSV per case); BENCH_RUNS the number
- * of paired runs per case (default 1); EXPORT_TABLE_PARALLELISM is passed through.
+ * of paired runs per case (default 1); BENCH_CASES=a or b runs one case; BENCH_CPUS=1 pins our
+ * export to one CPU (taskset), as a Lambda of 1,769 MB or less would have, to size the worker;
+ * EXPORT_TABLE_PARALLELISM is passed through.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
@@ -32,6 +34,8 @@ const DATABASE = 'waj_bench_export';
 const ROWS = Number(process.env.BENCH_ROWS ?? 4_500_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 1);
 const MANY_TABLES = 32;
+const CASES = (process.env.BENCH_CASES ?? 'a,b').split(',');
+const CPUS = process.env.BENCH_CPUS ? Number(process.env.BENCH_CPUS) : undefined;
 const TARGETS = { ratio: 2.0, peakRssMb: 256, tempDiskOfLargest: 1.2 };
 
 interface ChildInput {
@@ -44,6 +48,7 @@ interface ChildInput {
 interface ChildOutput {
   result: ExportResult;
   maxRssKb: number;
+  cpuSeconds: number;
   largestTableCompressedBytes: number;
 }
 
@@ -138,7 +143,8 @@ async function runChild(input: ChildInput): Promise<void> {
       { sql, s3, tmpRoot: input.tmpRoot },
     );
     assertExportSucceeded(result);
-    const output: ChildOutput = { result, maxRssKb: process.resourceUsage().maxRSS, largestTableCompressedBytes };
+    const { user, system } = process.cpuUsage();
+    const output: ChildOutput = { result, maxRssKb: process.resourceUsage().maxRSS, cpuSeconds: (user + system) / 1e6, largestTableCompressedBytes };
     process.stdout.write(`${JSON.stringify(output)}\n`);
   } finally {
     await sql.end();
@@ -187,6 +193,12 @@ async function withPeakDisk<T>(folder: string, work: Promise<T>): Promise<{ valu
 
 const mb = (bytes: number): number => +(bytes / 1e6).toFixed(1);
 
+/** The CPU time of a bash script's children, from the `times` builtin's second line ("0m1.5s 0m0.2s"). */
+function childrenCpuSeconds(timesOutput: string): number {
+  const line = timesOutput.trim().split('\n').at(-1) ?? '';
+  return [...line.matchAll(/(\d+)m([\d.]+)s/g)].reduce((total, [, minutes, seconds]) => total + Number(minutes) * 60 + Number(seconds), 0);
+}
+
 async function main(): Promise<void> {
   const url = await prepareDatabase();
   const s3 = await startTestS3();
@@ -196,15 +208,17 @@ async function main(): Promise<void> {
     const bucket = await s3.createBucket();
     const cases = [
       {
+        id: 'a',
         name: '(a) one table vs psql \\copy | gzip',
         schema: 'bench_one',
         baseline: async () =>
-          run('bash', ['-o', 'pipefail', '-c', `psql "$BENCH_URL" -X -q -c "\\copy bench_one.licence_rows to stdout csv header" | gzip > /dev/null`], {
+          run('bash', ['-o', 'pipefail', '-c', `psql "$BENCH_URL" -X -q -c "\\copy bench_one.licence_rows to stdout csv header" | gzip > /dev/null; times`], {
             ...process.env,
             BENCH_URL: url,
           }),
       },
       {
+        id: 'b',
         name: `(b) ${MANY_TABLES} tables vs psql \\copy each to a file, then tar czf`,
         schema: 'bench_many',
         baseline: async () => {
@@ -212,7 +226,7 @@ async function main(): Promise<void> {
           try {
             const tables = Array.from({ length: MANY_TABLES }, (_, k) => `table_${String(k).padStart(2, '0')}`);
             const copies = tables.map((t) => `\\copy bench_many.${t} to '${folder}/csv/${t}.csv' csv header`).join('\n');
-            return await run('bash', ['-o', 'pipefail', '-c', `mkdir "$DIR/csv" && psql "$BENCH_URL" -X -q <<'EOF'\n${copies}\nEOF\ntar czf "$DIR/bench_many.tgz" -C "$DIR/csv" .`], {
+            return await run('bash', ['-o', 'pipefail', '-c', `mkdir "$DIR/csv" && psql "$BENCH_URL" -X -q <<'EOF'\n${copies}\nEOF\ntar czf "$DIR/bench_many.tgz" -C "$DIR/csv" .\ntimes`], {
               ...process.env,
               BENCH_URL: url,
               DIR: folder,
@@ -224,14 +238,17 @@ async function main(): Promise<void> {
       },
     ];
     for (let runNumber = 1; runNumber <= RUNS; runNumber += 1) {
-      for (const benchCase of cases) {
+      for (const benchCase of cases.filter((c) => CASES.includes(c.id))) {
         process.stderr.write(`${benchCase.name}, run ${runNumber}: baseline...\n`);
         const baseline = await benchCase.baseline();
         process.stderr.write(`${benchCase.name}, run ${runNumber}: ours...\n`);
         const tmpRoot = await mkdtemp(join(tmpdir(), 'waj-bench-tmp-'));
         try {
           const input: ChildInput = { url, endpoint: s3.endpoint, bucket, schema: benchCase.schema, tmpRoot };
-          const child = run(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', JSON.stringify(input)], {
+          const childArgs = [process.execPath, '--import', 'tsx', fileURLToPath(import.meta.url), '--child', JSON.stringify(input)];
+          // taskset: the CPUs 0..n-1 only; os.availableParallelism() in the child then says n.
+          const pinned = CPUS ? ['taskset', '-c', `0-${CPUS - 1}`, ...childArgs] : childArgs;
+          const child = run(pinned[0]!, pinned.slice(1), {
             ...process.env,
             LOG_LEVEL: 'WARN',
           });
@@ -244,6 +261,7 @@ async function main(): Promise<void> {
           const row = {
             case: benchCase.name,
             run: runNumber,
+            ourCpus: CPUS ?? availableParallelism(),
             tables: outcome?.tables,
             rows: outcome?.rows,
             csvMB: mb(outcome?.bytes ?? 0),
@@ -251,6 +269,9 @@ async function main(): Promise<void> {
             largestTableCompressedMB: mb(output.largestTableCompressedBytes),
             oursSeconds: +(output.result.timeTakenMs / 1000).toFixed(2),
             baselineSeconds: +(baseline.ms / 1000).toFixed(2),
+            // Client-side CPU time (not the server's COPY): less sensitive to a busy machine than time.
+            oursCpuSeconds: +output.cpuSeconds.toFixed(1),
+            baselineCpuSeconds: +childrenCpuSeconds(baseline.stdout).toFixed(1),
             ratio: +ratio.toFixed(2),
             peakRssMB: +peakRssMb.toFixed(1),
             peakTempDiskMB: mb(peakBytes),
