@@ -212,7 +212,7 @@ async function main(): Promise<void> {
         name: '(a) one table vs psql \\copy | gzip',
         schema: 'bench_one',
         baseline: async () =>
-          run('bash', ['-o', 'pipefail', '-c', `psql "$BENCH_URL" -X -q -c "\\copy bench_one.licence_rows to stdout csv header" | gzip > /dev/null; times`], {
+          run('bash', ['-o', 'pipefail', '-c', `psql "$BENCH_URL" -X -q -c "\\copy bench_one.licence_rows to stdout csv header" | gzip > /dev/null && times`], {
             ...process.env,
             BENCH_URL: url,
           }),
@@ -226,7 +226,7 @@ async function main(): Promise<void> {
           try {
             const tables = Array.from({ length: MANY_TABLES }, (_, k) => `table_${String(k).padStart(2, '0')}`);
             const copies = tables.map((t) => `\\copy bench_many.${t} to '${folder}/csv/${t}.csv' csv header`).join('\n');
-            return await run('bash', ['-o', 'pipefail', '-c', `mkdir "$DIR/csv" && psql "$BENCH_URL" -X -q <<'EOF'\n${copies}\nEOF\ntar czf "$DIR/bench_many.tgz" -C "$DIR/csv" .\ntimes`], {
+            return await run('bash', ['-o', 'pipefail', '-c', `mkdir "$DIR/csv" && psql "$BENCH_URL" -X -q <<'EOF'\n${copies}\nEOF\ntar czf "$DIR/bench_many.tgz" -C "$DIR/csv" . && times`], {
               ...process.env,
               BENCH_URL: url,
               DIR: folder,

@@ -7,6 +7,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { logger } from '../logger';
 import { manifestEntryName, tableEntryName } from './archive-entry-name';
 import { failedStep } from './export-step-error';
+import { BLOCKS_IN_FLIGHT } from './gzip-in-blocks';
 import { listBaseTables } from './list-base-tables';
 import type { BaseTable } from './list-base-tables';
 import { startSchemaTarball } from './schema-tarball';
@@ -137,6 +138,8 @@ class TableQueue {
   private wake: (() => void)[] = [];
   private failure: { error: unknown } | undefined;
   private readonly stop: AbortController = new AbortController();
+  /** The thread pool's compression work shared out: tables at once share BLOCKS_IN_FLIGHT, keeping memory flat. */
+  private blocksInFlight = BLOCKS_IN_FLIGHT;
 
   constructor(
     private readonly schema: string,
@@ -148,6 +151,7 @@ class TableQueue {
   }
 
   async run(connections: ReservedSql[]): Promise<TableSummary[]> {
+    this.blocksInFlight = Math.max(2, Math.ceil(BLOCKS_IN_FLIGHT / connections.length));
     await Promise.all(connections.map((connection) => this.work(connection, connections.length)));
     await this.writingStaged;
     if (this.failure) throw this.failure.error;
@@ -209,6 +213,7 @@ class TableQueue {
       this.options.assertOpen(connection);
       return await streamTableAsCsv(connection, this.schema, table, write, {
         signal: this.stop.signal,
+        blocksInFlight: this.blocksInFlight,
         onBytes: (bytes) => {
           this.bytesRead.set(index, bytes);
           this.options.onTableBytes?.(sum(this.bytesRead.values()));

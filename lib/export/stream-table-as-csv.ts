@@ -37,7 +37,7 @@ export async function streamTableAsCsv(
   schema: string,
   table: BaseTable,
   write: (compressed: Buffer) => Promise<void>,
-  { onBytes, signal }: { onBytes?: (bytes: number) => void; signal?: AbortSignal } = {},
+  { onBytes, signal, blocksInFlight }: { onBytes?: (bytes: number) => void; signal?: AbortSignal; blocksInFlight?: number } = {},
 ): Promise<CsvSummary> {
   const hash = createHash('sha256');
   const records = new CsvRecordCounter();
@@ -54,7 +54,7 @@ export async function streamTableAsCsv(
     }
   }
   try {
-    for await (const member of gzipInBlocks(counted())) {
+    for await (const member of gzipInBlocks(counted(), { blocksInFlight })) {
       compressedBytes += member.length;
       await write(member);
     }
