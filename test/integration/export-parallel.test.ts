@@ -161,7 +161,7 @@ describe('the .tgz, with tables in parallel', () => {
 });
 
 describe('one snapshot across the parallel connections', () => {
-  it('leaves out rows committed on any table after the export began, and reads tables at once', async () => {
+  it('leaves out rows committed after the export took its snapshot, on every connection, and reads tables at once', async () => {
     await db.sql.unsafe(`
       CREATE SCHEMA snap;
       CREATE TABLE snap.t1 AS SELECT i AS id, md5(i::text) AS h FROM generate_series(1, 150000) i;
@@ -180,32 +180,28 @@ describe('one snapshot across the parallel connections', () => {
       }
     })();
 
-    let inserted: Promise<number> | undefined;
-    let firstTableDoneAt = Infinity;
+    // The export's pool has 3 connections; two are held here, so the export's first connection
+    // takes its snapshot and its second waits for a connection. Rows are committed in between,
+    // then one held connection is let go: without the shared snapshot, the second connection's
+    // own snapshot would include them.
+    const exportSql = client(db.url, 3);
+    const held = [await exportSql.reserve(), await exportSql.reserve()];
     const folder = join(tmpRoot, 'snap');
-    const { tables } = await exportSchema('snap', {
-      sql: client(db.url),
-      s3: s3.client,
-      bucket,
-      key: 'export/snap.tgz',
-      folder,
-      parallelism: 2,
-      // The export has begun (its snapshot is taken before any COPY): commit a row on every table.
-      onTableBytes: () => {
-        inserted ??= db.sql
-          .unsafe('INSERT INTO snap.t1 VALUES (-1, $1); INSERT INTO snap.t2 VALUES (-1, $1); INSERT INTO snap.t3 VALUES (-1, $1); INSERT INTO snap.t4 VALUES (-1, $1)'.replaceAll('$1', "'late'"))
-          .then(() => performance.now());
-      },
-      onTableDone: () => {
-        firstTableDoneAt = Math.min(firstTableDoneAt, performance.now());
-      },
-    });
+    const exporting = exportSchema('snap', { sql: exportSql, s3: s3.client, bucket, key: 'export/snap.tgz', folder, parallelism: 2 });
+    exporting.catch(() => {});
+    for (let attempt = 0; ; attempt += 1) {
+      const [row] = await watcher`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = ${db.name} AND state = 'idle in transaction'`;
+      if (row!.n === 1) break;
+      if (attempt > 2000) throw new Error('The export never took its snapshot');
+      await sleep(5);
+    }
+    await db.sql.unsafe("INSERT INTO snap.t1 VALUES (-1, 'late'); INSERT INTO snap.t2 VALUES (-1, 'late'); INSERT INTO snap.t3 VALUES (-1, 'late'); INSERT INTO snap.t4 VALUES (-1, 'late')");
+    for (const connection of held) connection.release();
+    const { tables } = await exporting;
     watching = false;
     await watch;
     await rm(folder, { recursive: true, force: true });
 
-    // Committed before any table was finished, so before t3 and t4 (read after t1 or t2) began.
-    expect(await inserted).toBeLessThan(firstTableDoneAt);
     expect(tables.map((t) => t.rows)).toEqual([150000, 150000, 150000, 150000]);
     const files = readTar(gunzipSync(await downloadObject(s3.client, bucket, 'export/snap.tgz')));
     for (const table of tables) expect(files.get(table.file)!.toString('utf8'), table.file).not.toContain('late');
