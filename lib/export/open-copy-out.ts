@@ -2,8 +2,12 @@ import type { Readable } from 'node:stream';
 // ISql: a plain client or the transaction inside sql.begin.
 import type { ISql } from 'postgres';
 
-/** A COPY's output; `copyEnded` resolves once its connection can take the next statement. */
-export type CopyOut = Readable & { copyEnded: Promise<void> };
+/**
+ * A COPY's output. `copyEnded` resolves once its connection can take the next statement.
+ * Records (header included) = those in the first `bytesBeforeCounting` bytes, which arrived
+ * before rows could be counted here (count them by scanning), plus `rowsCounted()`.
+ */
+export type CopyOut = Readable & { copyEnded: Promise<void>; bytesBeforeCounting: number; rowsCounted: () => number };
 
 /** Size of the buffers rows are gathered into before anyone downstream sees them. */
 export const COPY_CHUNK_BYTES = 1024 * 1024;
@@ -70,6 +74,12 @@ export async function openCopyOut(
   // postgres.js's read() is `socket.resume()`; kept to resume the socket once the stream closes.
   const resumeSocket = stream._read.bind(stream);
 
+  // The server sends "CopyData messages (always one per row)" (protocol docs, Copy-out mode;
+  // changing that would break the wire protocol), so rows are counted here, one per push,
+  // rather than by scanning the CSV for record ends, which cost more CPU than sha256 did. Only
+  // the rows pushed before push was replaced (all queued, nothing read yet) need a scan.
+  const bytesBeforeCounting = stream.readableLength;
+  let rows = 0;
   let gathered = Buffer.allocUnsafe(chunkBytes);
   let used = 0;
   const flush = (): boolean => {
@@ -89,6 +99,7 @@ export async function openCopyOut(
       return pushToQueue(null);
     }
     if (stream.destroyed) return true;
+    rows += 1;
     const flowing = used + row.length > chunkBytes ? flush() : true;
     // A row bigger than a whole buffer goes on as it is; it is a fresh buffer, not a shared one.
     if (row.length >= chunkBytes) return pushToQueue(row) && flowing;
@@ -108,5 +119,5 @@ export async function openCopyOut(
       // the socket is gone; the stream's own error reports the failure
     }
   });
-  return Object.assign(stream, { copyEnded });
+  return Object.assign(stream, { copyEnded, bytesBeforeCounting, rowsCounted: () => rows });
 }

@@ -40,14 +40,21 @@ export async function streamTableAsCsv(
   { onBytes, signal, blocksInFlight }: { onBytes?: (bytes: number) => void; signal?: AbortSignal; blocksInFlight?: number } = {},
 ): Promise<CsvSummary> {
   const hash = createHash('sha256');
-  const records = new CsvRecordCounter();
+  // Rows that arrived before openCopyOut could count them are counted by scanning their bytes.
+  const early = new CsvRecordCounter();
+  let earlyBytesLeft = 0;
   let bytes = 0;
   let compressedBytes = 0;
   const copy = await openCopyOut(sql, copyTableStatement(schema, table), { signal });
+  earlyBytesLeft = copy.bytesBeforeCounting;
   async function* counted(): AsyncGenerator<Buffer> {
     for await (const chunk of copy as AsyncIterable<Buffer>) {
       hash.update(chunk);
-      records.scan(chunk);
+      if (earlyBytesLeft > 0) {
+        const earlyPart = chunk.subarray(0, Math.min(earlyBytesLeft, chunk.length));
+        early.scan(earlyPart);
+        earlyBytesLeft -= earlyPart.length;
+      }
       bytes += chunk.length;
       onBytes?.(bytes);
       yield chunk;
@@ -63,5 +70,5 @@ export async function streamTableAsCsv(
     // Until then postgres.js refuses the connection's next statement (ROLLBACK, the next COPY).
     await copy.copyEnded;
   }
-  return { rows: Math.max(records.count - 1, 0), bytes, sha256: hash.digest('hex'), compressedBytes };
+  return { rows: Math.max(early.count + copy.rowsCounted() - 1, 0), bytes, sha256: hash.digest('hex'), compressedBytes };
 }
