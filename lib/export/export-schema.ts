@@ -63,12 +63,13 @@ export interface SchemaExportTarget {
  * COPY → gzip → S3 directly; a table read alongside it, ahead of its turn, is compressed into a
  * file of its own and copied into the tarball when its turn comes. At most `parallelism - 1`
  * tables are on disk at once (being staged, waiting, or being copied), so the temporary disk
- * holds at most that many compressed tables: one, with two CPUs. Throws on any failure, after cancelling the other
- * tables' COPYs, aborting the upload and removing the temporary files.
+ * holds at most that many compressed tables: one, with two CPUs. Throws on any failure, after
+ * cancelling the other tables' COPYs, aborting the upload and removing the temporary files.
  */
 export async function exportSchema(schema: string, target: SchemaExportTarget): Promise<SchemaExport> {
   const { sql, s3, bucket, key, folder } = target;
   const exportedAt = new Date();
+  // UploadTarget also takes `metadata` (stored with the object) for callers that tag exports.
   const tarball = await startSchemaTarball(s3, { bucket, key }, { date: exportedAt });
   const connections = new SnapshotConnections(sql);
   const stop = new AbortController();
