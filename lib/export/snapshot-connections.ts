@@ -86,12 +86,24 @@ export class SnapshotConnections {
     // postgres.js tells nobody when a reserved connection closes; its internal `onexecute` hook
     // (the one sql.begin uses to learn its connection) hands us the connection object, whose
     // `onclose` the pool calls once when the socket closes.
-    await connection.unsafe('SELECT 1', [], {
-      onexecute: (internal: { onclose?: () => void }) => {
-        internal.onclose = () => this.closed.add(connection);
-        return true;
-      },
-    } as never);
+    const probe = () =>
+      connection.unsafe('SELECT 1', [], {
+        onexecute: (internal: { onclose?: () => void }) => {
+          internal.onclose = () => this.closed.add(connection);
+          return true;
+        },
+      } as never);
+    try {
+      await probe();
+    } catch (error) {
+      // postgres.js 3.4 keeps the FATAL error (57P01 and kin) that a connection got when the
+      // server shut down and hands it to the first query after the connection reconnects. That
+      // query is this probe: try once more, so a run after a restart or failover is not failed
+      // by the one before it.
+      const code = (error as { code?: unknown }).code;
+      if (typeof code !== 'string' || !code.startsWith('57P') || this.closed.has(connection)) throw error;
+      await probe();
+    }
     return connection;
   }
 }
