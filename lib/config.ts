@@ -61,6 +61,8 @@ export interface ExportSettings {
   /** How many schema steps run at once (EXPORT_CONCURRENCY; default: one per schema). */
   concurrency: number;
   s3Endpoint?: string;
+  /** Tables of a schema read at once (EXPORT_TABLE_PARALLELISM); unset: the CPUs. */
+  tableParallelism?: number;
 }
 
 export function readExportSettings(env: Env): ExportSettings {
@@ -77,12 +79,22 @@ export function readExportSettings(env: Env): ExportSettings {
   if (rawConcurrency !== undefined && (!/^\d+$/.test(rawConcurrency) || concurrency < 1 || concurrency > 100)) {
     throw new ConfigError(`EXPORT_CONCURRENCY must be a whole number from 1 to 100: ${JSON.stringify(rawConcurrency)}`);
   }
-  return { bucket, prefix, schemas, concurrency, s3Endpoint: url(env, 'S3_ENDPOINT') };
+  return { bucket, prefix, schemas, concurrency, s3Endpoint: url(env, 'S3_ENDPOINT'), tableParallelism: readTableParallelism(env) };
 }
 
 /** The configured export schemas alone (EXPORT_SCHEMAS), for functions that show them but do not export. */
 export function readExportSchemas(env: Env): string[] {
   return parseSchemaList(optional(env, 'EXPORT_SCHEMAS'));
+}
+
+function readTableParallelism(env: Env): number | undefined {
+  const raw = optional(env, 'EXPORT_TABLE_PARALLELISM');
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(value) || value < 1 || value > 64) {
+    throw new ConfigError(`EXPORT_TABLE_PARALLELISM must be a whole number from 1 to 64: ${JSON.stringify(raw)}`);
+  }
+  return value;
 }
 
 function parseSchemaList(value: string | undefined): string[] {

@@ -15,6 +15,8 @@ export interface ExportSettings {
   /** Key prefix, e.g. 'export/'; each schema goes to `${prefix}${schema}.tgz`. */
   prefix: string;
   schemas: string[];
+  /** Tables of a schema read at once; the CPUs unless given (see exportSchema). */
+  tableParallelism?: number;
 }
 
 export interface ExportDeps {
@@ -133,7 +135,7 @@ export interface SchemaProgress {
  */
 export async function exportSchemaToBucket(
   schema: string,
-  target: { bucket: string; prefix: string; metadata?: Record<string, string> },
+  target: { bucket: string; prefix: string; metadata?: Record<string, string>; tableParallelism?: number },
   deps: { sql: Sql; s3: S3Client; folder: string },
   onProgress?: (progress: SchemaProgress) => void,
 ): Promise<SchemaUpload> {
@@ -149,6 +151,7 @@ export async function exportSchemaToBucket(
       key,
       ...(target.metadata && { metadata: target.metadata }),
       folder: deps.folder,
+      parallelism: target.tableParallelism,
       onTableBytes: (bytes) => {
         progress.bytes = bytesOfFinishedTables + bytes;
         onProgress?.({ ...progress });

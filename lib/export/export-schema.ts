@@ -1,13 +1,20 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rm } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import type { Sql } from 'postgres';
+import type { ReservedSql, Sql } from 'postgres';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { logger } from '../logger';
 import { manifestEntryName, tableEntryName } from './archive-entry-name';
 import { failedStep } from './export-step-error';
+import { BLOCKS_IN_FLIGHT } from './gzip-in-blocks';
 import { listBaseTables } from './list-base-tables';
+import type { BaseTable } from './list-base-tables';
 import { startSchemaTarball } from './schema-tarball';
+import type { SchemaTarball } from './schema-tarball';
+import { SnapshotConnections } from './snapshot-connections';
 import { streamTableAsCsv } from './stream-table-as-csv';
+import type { CsvSummary } from './stream-table-as-csv';
 
 export interface TableSummary {
   table: string;
@@ -36,74 +43,246 @@ export interface SchemaExportTarget {
   key: string;
   /** User metadata of the uploaded object (the export step sets `run-id` and `schema`). */
   metadata?: Record<string, string>;
-  /** An empty folder of this run's own for the schema's temporary CSV files. */
+  /** An empty folder of this run's own for tables compressed ahead of their turn in the tarball. */
   folder: string;
   onTableDone?: (table: TableSummary) => void;
+  /** Hears the CSV bytes read so far of the tables still being read. */
   onTableBytes?: (bytes: number) => void;
+  /**
+   * Tables read at once, each on a connection of its own (default: the CPUs, as
+   * os.availableParallelism() counts them). Never more than the tables, nor than the pool's
+   * connections less one, which is left for the run ledger's progress writes.
+   */
+  parallelism?: number;
 }
 
 /**
- * Session settings for the snapshot. Each makes the CSV the same whatever the server's or
- * database's defaults: timestamptz printed in UTC (every value carries its offset, so it loads
- * back exactly under any TimeZone), ISO dates (a 'SQL, DMY' default would print 01/02/2020),
- * intervals in the style COPY FROM reads, and floats with every digit (servers before 12 round
- * them unless extra_float_digits is raised). SET LOCAL ends with the transaction.
- */
-const SNAPSHOT_SETTINGS = [
-  "SET LOCAL TimeZone = 'UTC'",
-  "SET LOCAL DateStyle = 'ISO, YMD'",
-  "SET LOCAL IntervalStyle = 'postgres'",
-  'SET LOCAL extra_float_digits = 3',
-];
-
-/**
  * Exports one schema to s3://bucket/key as a .tgz of `<schema>/<table>.csv` files and
- * `<schema>/manifest.json`, all tables read in one REPEATABLE READ snapshot.
+ * `<schema>/manifest.json`, every table read in one REPEATABLE READ snapshot shared by up to
+ * `parallelism` connections, in the tarball's (name) order.
  *
- * Each table's COPY goes to a temporary file first (tar needs an entry's size before its data);
- * the archive then reads that file into gzip and the upload while the next table's COPY runs.
- * At most one finished file waits for the archive, so the disk holds about two tables at once.
- * Throws on any failure, after aborting the upload.
+ * No table is ever staged uncompressed. The table whose turn it is in the tarball streams
+ * COPY → gzip → S3 directly; a table read alongside it, ahead of its turn, is compressed into a
+ * file of its own and copied into the tarball when its turn comes. At most `parallelism - 1`
+ * tables are on disk at once (being staged, waiting, or being copied), so the temporary disk
+ * holds at most that many compressed tables: one, with two CPUs. Throws on any failure, after
+ * cancelling the other tables' COPYs, aborting the upload and removing the temporary files.
  */
 export async function exportSchema(schema: string, target: SchemaExportTarget): Promise<SchemaExport> {
   const { sql, s3, bucket, key, folder } = target;
   const exportedAt = new Date();
-  const tarball = startSchemaTarball(s3, { bucket, key, metadata: target.metadata }, { date: exportedAt });
-  const tables: TableSummary[] = [];
+  const tarball = await startSchemaTarball(s3, { bucket, key, metadata: target.metadata }, { date: exportedAt });
+  const connections = new SnapshotConnections(sql);
+  const stop = new AbortController();
   try {
-    await tarball.started;
-    // The previous table's file being read into the archive; failures are picked up when awaited.
-    let archiving: Promise<void> = Promise.resolve();
     await mkdir(folder, { recursive: true });
-    await sql
-      .begin('isolation level repeatable read read only', async (tx) => {
-        for (const setting of SNAPSHOT_SETTINGS) await tx.unsafe(setting);
-        const baseTables = await listBaseTables(tx, schema);
-        if (baseTables.length === 0) throw new Error(`Schema "${schema}" has no base tables (or does not exist)`);
-        for (const [index, table] of baseTables.entries()) {
-          // Files are named by position: table names may hold anything a path should not.
-          const path = join(folder, `${index}.csv`);
-          const csv = await streamTableAsCsv(tx, schema, table, path, target.onTableBytes);
-          await archiving;
-          const file = tableEntryName(schema, table.name);
-          archiving = tarball.addFile(path, file).then(() => rm(path));
-          archiving.catch(() => {});
-          const summary = { table: table.name, file, ...csv };
-          tables.push(summary);
-          logger.debug('Table exported', { schema, ...summary });
-          target.onTableDone?.(summary);
-        }
-      })
-      .catch((error: unknown) => {
+    const reading = <T>(work: Promise<T>): Promise<T> =>
+      work.catch((error: unknown) => {
         throw failedStep(`Reading schema "${schema}" from the database`, error);
       });
-    await archiving;
+    const first = await reading(connections.open());
+    const baseTables = await reading(listBaseTables(first, schema));
+    if (baseTables.length === 0) throw new Error(`Schema "${schema}" has no base tables (or does not exist)`);
+    const parallelism = Math.max(1, Math.min(target.parallelism ?? availableParallelism(), baseTables.length, sql.options.max - 1));
+    const others: ReservedSql[] = [];
+    for (let i = 1; i < parallelism; i += 1) others.push(await reading(connections.join()));
+
+    const tables = await new TableQueue(schema, baseTables, tarball, {
+      ...target,
+      folder,
+      signal: stop.signal,
+      assertOpen: (connection) => connections.assertOpen(connection),
+    }).run([first, ...others]);
+    await reading(connections.commit());
     const manifest: SchemaManifest = { schema, exportedAt: exportedAt.toISOString(), tables };
-    tarball.addBuffer(Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`), manifestEntryName(schema));
+    await tarball.addBuffer(Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`), manifestEntryName(schema));
     const { compressedBytes } = await tarball.finish();
     return { tables, compressedBytes };
   } catch (error) {
-    await tarball.cancel(error instanceof Error ? error : new Error(String(error)));
+    stop.abort(error);
+    await tarball.cancel();
     throw error;
+  } finally {
+    await connections.release();
+    await rm(folder, { recursive: true, force: true });
   }
+}
+
+interface QueueOptions {
+  folder: string;
+  signal: AbortSignal;
+  /** Throws if the server ended the connection: a query on it would crash postgres.js. */
+  assertOpen: (connection: ReservedSql) => void;
+  onTableDone?: (table: TableSummary) => void;
+  onTableBytes?: (bytes: number) => void;
+}
+
+/** A table read ahead of its turn: its compressed members wait in a file. */
+interface StagedTable {
+  path: string;
+  csv: CsvSummary;
+}
+
+/**
+ * Hands the schema's tables out to the connections in order, and writes them into the tarball
+ * in the same order whatever order they finish in.
+ */
+class TableQueue {
+  private readonly summaries: TableSummary[] = [];
+  private readonly staged = new Map<number, StagedTable>();
+  private readonly bytesRead = new Map<number, number>();
+  /** The next table to start, and the table whose turn it is in the tarball. */
+  private nextToStart = 0;
+  private turn = 0;
+  /** Tables staged, being staged, or being copied into the tarball. */
+  private onDisk = 0;
+  private writingStaged: Promise<void> = Promise.resolve();
+  private wake: (() => void)[] = [];
+  private failure: { error: unknown } | undefined;
+  private readonly stop: AbortController = new AbortController();
+  /** The thread pool's compression work shared out: tables at once share BLOCKS_IN_FLIGHT, keeping memory flat. */
+  private blocksInFlight = BLOCKS_IN_FLIGHT;
+
+  constructor(
+    private readonly schema: string,
+    private readonly tables: BaseTable[],
+    private readonly tarball: SchemaTarball,
+    private readonly options: QueueOptions,
+  ) {
+    options.signal.addEventListener('abort', () => this.fail(options.signal.reason), { once: true });
+  }
+
+  async run(connections: ReservedSql[]): Promise<TableSummary[]> {
+    this.blocksInFlight = Math.max(2, Math.ceil(BLOCKS_IN_FLIGHT / connections.length));
+    await Promise.all(connections.map((connection) => this.work(connection, connections.length)));
+    await this.writingStaged;
+    if (this.failure) throw this.failure.error;
+    return this.summaries;
+  }
+
+  private async work(connection: ReservedSql, parallelism: number): Promise<void> {
+    try {
+      while (!this.failure && this.nextToStart < this.tables.length) {
+        const index = this.nextToStart++;
+        // A table ahead of its turn waits on disk; at most `parallelism - 1` do at any time,
+        // counting those being staged and the one being copied into the tarball, so the disk
+        // holds at most that many compressed tables.
+        while (!this.failure && index !== this.turn && this.onDisk >= parallelism - 1) await new Promise<void>((resolve) => this.wake.push(resolve));
+        if (this.failure) return;
+        if (index === this.turn) {
+          await this.streamInTurn(connection, index);
+        } else {
+          this.onDisk += 1;
+          await this.stageAhead(connection, index);
+        }
+      }
+    } catch (error) {
+      this.fail(error);
+    }
+  }
+
+  /** The table whose turn it is: COPY → gzip → the upload, nothing on disk. */
+  private async streamInTurn(connection: ReservedSql, index: number): Promise<void> {
+    const table = this.tables[index]!;
+    const file = tableEntryName(this.schema, table.name);
+    const entry = this.tarball.startEntry(file);
+    const csv = await this.read(connection, index, (compressed) => entry.write(compressed));
+    await entry.end(csv.bytes);
+    this.done(index, csv);
+    this.moveTurn();
+    this.advance();
+  }
+
+  /** A table ahead of its turn: its compressed members go to a file until the turn comes. */
+  private async stageAhead(connection: ReservedSql, index: number): Promise<void> {
+    // Named by position: table names may hold anything a path should not. 'wx': always a new file.
+    const path = join(this.options.folder, `${index}.csv.gz`);
+    const handle = await open(path, 'wx');
+    let csv: CsvSummary;
+    try {
+      csv = await this.read(connection, index, (compressed) => writeAll(handle, compressed, path));
+    } finally {
+      await handle.close();
+    }
+    this.staged.set(index, { path, csv });
+    this.done(index, csv);
+    this.advance();
+  }
+
+  private async read(connection: ReservedSql, index: number, write: (compressed: Buffer) => Promise<void>): Promise<CsvSummary> {
+    const table = this.tables[index]!;
+    try {
+      this.options.assertOpen(connection);
+      return await streamTableAsCsv(connection, this.schema, table, write, {
+        signal: this.stop.signal,
+        blocksInFlight: this.blocksInFlight,
+        onBytes: (bytes) => {
+          this.bytesRead.set(index, bytes);
+          this.options.onTableBytes?.(sum(this.bytesRead.values()));
+        },
+      });
+    } catch (error) {
+      throw failedStep(`Reading schema "${this.schema}" from the database`, error);
+    }
+  }
+
+  private done(index: number, csv: CsvSummary): void {
+    const table = this.tables[index]!;
+    this.bytesRead.delete(index);
+    const summary: TableSummary = { table: table.name, file: tableEntryName(this.schema, table.name), rows: csv.rows, bytes: csv.bytes, sha256: csv.sha256 };
+    this.summaries[index] = summary;
+    logger.debug('Table exported', { schema: this.schema, ...summary, compressedBytes: csv.compressedBytes });
+    this.options.onTableDone?.(summary);
+  }
+
+  /**
+   * Copies the staged tables whose turn has come into the tarball, moving the turn on past each.
+   * Serialised, and never at the same time as a table streaming in turn: that table's turn has
+   * come, so it is not staged, and nothing after it is copied until it is written.
+   */
+  private advance(): void {
+    this.writingStaged = this.writingStaged.then(async () => {
+      for (let next = this.staged.get(this.turn); next && !this.failure; next = this.staged.get(this.turn)) {
+        await this.copyStaged(this.turn, next);
+        this.staged.delete(this.turn);
+        await rm(next.path, { force: true });
+        this.onDisk -= 1;
+        this.moveTurn();
+      }
+    }).catch((error: unknown) => this.fail(error));
+  }
+
+  private async copyStaged(index: number, { path, csv }: StagedTable): Promise<void> {
+    const entry = this.tarball.startEntry(tableEntryName(this.schema, this.tables[index]!.name));
+    for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) await entry.write(chunk as Buffer);
+    await entry.end(csv.bytes);
+  }
+
+  private moveTurn(): void {
+    this.turn += 1;
+    for (const resolve of this.wake.splice(0)) resolve();
+  }
+
+  private fail(error: unknown): void {
+    if (this.failure) return;
+    this.failure = { error };
+    // Cancels the other tables' COPYs on the server, rather than reading them to the end.
+    this.stop.abort(error);
+    for (const resolve of this.wake.splice(0)) resolve();
+  }
+}
+
+/** write(2) may write less than asked (a disk filling up): finish the chunk or fail. */
+async function writeAll(handle: Awaited<ReturnType<typeof open>>, chunk: Buffer, path: string): Promise<void> {
+  for (let written = 0; written < chunk.length; ) {
+    const { bytesWritten } = await handle.write(chunk, written, chunk.length - written);
+    if (bytesWritten === 0) throw new Error(`Could not write to ${path}: no bytes written (disk full?)`);
+    written += bytesWritten;
+  }
+}
+
+function sum(values: Iterable<number>): number {
+  let total = 0;
+  for (const value of values) total += value;
+  return total;
 }

@@ -2,11 +2,19 @@ import type { Readable } from 'node:stream';
 // ISql: a plain client or the transaction inside sql.begin.
 import type { ISql } from 'postgres';
 
+/**
+ * A COPY's output. `copyEnded` resolves once its connection can take the next statement.
+ * Records (header included) = those in the first `bytesBeforeCounting` bytes, which arrived
+ * before rows could be counted here (count them by scanning), plus `rowsCounted()`.
+ */
+export type CopyOut = Readable & { copyEnded: Promise<void>; bytesBeforeCounting: number; rowsCounted: () => number };
+
 /** Size of the buffers rows are gathered into before anyone downstream sees them. */
 export const COPY_CHUNK_BYTES = 1024 * 1024;
 
 /**
- * Runs a `COPY ... TO STDOUT` and returns its output as a stream of ~1 MiB buffers.
+ * Runs a `COPY ... TO STDOUT` and returns its output as a stream of ~1 MiB buffers; `signal`
+ * cancels it (on the server too).
  *
  * Works around two behaviours of postgres.js 3.4's COPY OUT stream (connection.js):
  *
@@ -26,7 +34,12 @@ export const COPY_CHUNK_BYTES = 1024 * 1024;
  *    false and would pause the socket again for good, so the rest of the COPY is discarded with
  *    the socket kept flowing, letting the transaction reach ROLLBACK instead of hanging.
  */
-export async function openCopyOut(sql: ISql, statement: string, chunkBytes = COPY_CHUNK_BYTES): Promise<Readable> {
+export async function openCopyOut(
+  sql: ISql,
+  statement: string,
+  { chunkBytes = COPY_CHUNK_BYTES, signal }: { chunkBytes?: number; signal?: AbortSignal } = {},
+): Promise<CopyOut> {
+  signal?.throwIfAborted();
   const query = sql.unsafe(statement);
   // 3. A COPY that fails at its first row (a row-level policy or an expression that errors): the
   //    ErrorResponse can arrive in the socket read that started the COPY, so postgres.js destroys
@@ -43,10 +56,44 @@ export async function openCopyOut(sql: ISql, statement: string, chunkBytes = COP
     resolve(value);
   };
   const stream = await query.readable();
+
+  // The connection is free for the next statement (ROLLBACK, the next COPY) only once postgres.js
+  // has seen the COPY end: at CopyDone it pushes null, and on an error or a closed connection it
+  // destroys the stream with that error. Until then it refuses any query ("COPY_IN_PROGRESS"),
+  // even after our consumer has destroyed the stream, so that is watched here.
+  let markEnded!: () => void;
+  const copyEnded = new Promise<void>((resolve) => (markEnded = resolve));
+  const destroy = stream.destroy.bind(stream);
+  stream.destroy = (error?: Error): typeof stream => {
+    // A consumer that stops reading destroys without an error; postgres.js always gives one.
+    if (error) markEnded();
+    return destroy(error);
+  };
+  // A small table's rows and CopyDone can all arrive in the socket read that resolved readable(),
+  // before push was replaced below; the stream's own state says so.
+  if (stream.destroyed || (stream as unknown as { _readableState: { ended: boolean } })._readableState.ended) markEnded();
+  stream.once('end', markEnded);
+
+  // A COPY that is no longer wanted (another table of the schema failed) is cancelled on the
+  // server, rather than read to its end and discarded: that could be gigabytes. The server then
+  // ends it with an error, which marks it ended.
+  const cancel = (): void => {
+    query.cancel();
+    destroy(signal?.reason instanceof Error ? signal.reason : new Error('The COPY was cancelled'));
+  };
+  if (signal?.aborted) cancel();
+  signal?.addEventListener('abort', cancel, { once: true });
+  stream.once('close', () => signal?.removeEventListener('abort', cancel));
   const pushToQueue = stream.push.bind(stream);
   // postgres.js's read() is `socket.resume()`; kept to resume the socket once the stream closes.
   const resumeSocket = stream._read.bind(stream);
 
+  // The server sends "CopyData messages (always one per row)" (protocol docs, Copy-out mode;
+  // changing that would break the wire protocol), so rows are counted here, one per push,
+  // rather than by scanning the CSV for record ends, which cost more CPU than sha256 did. Only
+  // the rows pushed before push was replaced (all queued, nothing read yet) need a scan.
+  const bytesBeforeCounting = stream.readableLength;
+  let rows = 0;
   let gathered = Buffer.allocUnsafe(chunkBytes);
   let used = 0;
   const flush = (): boolean => {
@@ -59,11 +106,14 @@ export async function openCopyOut(sql: ISql, statement: string, chunkBytes = COP
 
   // The return value tells postgres.js whether to pause the socket (false = pause).
   stream.push = (row: Buffer | null): boolean => {
-    if (stream.destroyed) return true;
     if (row === null) {
+      markEnded();
+      if (stream.destroyed) return true;
       flush();
       return pushToQueue(null);
     }
+    if (stream.destroyed) return true;
+    rows += 1;
     const flowing = used + row.length > chunkBytes ? flush() : true;
     // A row bigger than a whole buffer goes on as it is; it is a fresh buffer, not a shared one.
     if (row.length >= chunkBytes) return pushToQueue(row) && flowing;
@@ -72,6 +122,16 @@ export async function openCopyOut(sql: ISql, statement: string, chunkBytes = COP
     return flowing;
   };
 
-  stream.once('close', () => resumeSocket(0));
-  return stream;
+  stream.once('close', () => {
+    // A connection that ended during the COPY (pg_terminate_backend, a failover, a restart) has
+    // already destroyed the stream with its error and dropped its socket: read() would throw
+    // "Cannot read properties of null (reading 'resume')" from this listener, an uncaught
+    // exception that took the whole process down. There is nothing left to resume then.
+    try {
+      resumeSocket(0);
+    } catch {
+      // the socket is gone; the stream's own error reports the failure
+    }
+  });
+  return Object.assign(stream, { copyEnded, bytesBeforeCounting, rowsCounted: () => rows });
 }

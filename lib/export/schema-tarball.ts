@@ -1,108 +1,145 @@
-import { createReadStream } from 'node:fs';
-import type { ReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
-import { finished } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
-import { TarArchive } from 'archiver';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { failedStep } from './export-step-error';
-import { uploadStreamToS3 } from './upload-stream-to-s3';
-import type { UploadOptions, UploadTarget } from './upload-stream-to-s3';
+import { gzipMember } from './gzip-in-blocks';
+import { openMultipartUpload } from './multipart-upload';
+import type { MultipartUpload, UploadTarget } from './multipart-upload';
+import { tarEnd, tarHeader, tarPadding } from './tar-header';
 
-/**
- * gzip level 3. Measured on 1.27 GB of licence-like CSV with Node's zlib: levels 1-3 all run at
- * ~185 MB/s and 3 is the smallest of them (286 MB); level 6 (gzip's default) takes 1.6x as long
- * for 9% less (261 MB). The export has to fit in one Lambda invocation and its tarballs are
- * transient, so time matters more than a few percent of S3 space.
- */
-export const GZIP_LEVEL = 3;
+/** 8 MiB: above S3's 5 MiB minimum; with two in flight the upload holds ~24 MiB at most. */
+export const PART_BYTES = 8 * 1024 * 1024;
 
-/** One `.tgz` written straight into a multipart upload: tar, then gzip, then S3 parts. */
-export interface SchemaTarball {
-  /** Resolves once S3 has accepted the upload, so a missing bucket fails before any COPY runs. */
-  readonly started: Promise<void>;
-  /**
-   * Queues a finished file as an entry; resolves once the archive has read all of it (the file
-   * may then be deleted). Its size is known, so archiver streams it instead of buffering it whole.
-   */
-  addFile(path: string, name: string): Promise<void>;
-  addBuffer(content: Buffer, name: string): void;
-  /** Ends the archive and waits for the upload to complete; resolves with the compressed size. */
-  finish(): Promise<{ compressedBytes: number }>;
-  /** Stops everything and aborts the upload; nothing appears at the key. Never rejects. */
-  cancel(reason: Error): Promise<void>;
+/** An entry whose already-compressed data is being written; its size is given at the end. */
+export interface TarballEntry {
+  /** Appends gzip member(s) of the entry's data. */
+  write(compressed: Buffer): Promise<void>;
+  /** Ends the entry: `size` is the uncompressed size of everything written. */
+  end(size: number): Promise<void>;
 }
 
-export function startSchemaTarball(
+/**
+ * One `.tgz` written straight into a multipart upload, as gzip members back to back (RFC 1952:
+ * every gzip reader reads them as one stream): for each table a member holding its tar header,
+ * then the table's own members, then a member holding the tar padding; the manifest and the
+ * end-of-archive blocks last. Entries are written one after the other, in the caller's order.
+ */
+export interface SchemaTarball {
+  /**
+   * Starts the next entry. Its data goes to S3 as it comes, without being staged: a tar header
+   * must precede the data but holds its size, known only at the end, so the first 8 MiB of
+   * data are held back and the part that carries them (with the header in front) gets a part
+   * number reserved before the parts that follow it; S3 joins parts by number, not arrival.
+   */
+  startEntry(name: string): TarballEntry;
+  addBuffer(content: Buffer, name: string): Promise<void>;
+  /** Ends the archive and completes the upload; resolves with the compressed size. */
+  finish(): Promise<{ compressedBytes: number }>;
+  /** Aborts the upload; nothing appears at the key and the object there stays. Never rejects. */
+  cancel(): Promise<void>;
+}
+
+/** Resolves once S3 has accepted the upload, so a missing bucket fails before any COPY runs. */
+export async function startSchemaTarball(
   s3: S3Client,
   target: UploadTarget,
-  { date = new Date(), upload: uploadOptions }: { date?: Date; upload?: UploadOptions } = {},
-): SchemaTarball {
-  const archive = new TarArchive();
-  // 256 KiB output chunks: fewer, larger writes into the S3 parts than zlib's 16 KiB default.
-  const gzip = createGzip({ level: GZIP_LEVEL, chunkSize: 256 * 1024 });
-  let finalized = false;
-  let compressedBytes = 0;
-  const filesBeingRead = new Set<ReadStream>();
-
-  // Wired by hand rather than with pipeline(): pipeline destroys the archive on any failure, and
-  // destroying archiver 8 while an entry is being written re-emits the error on tar-stream's
-  // entry, which has no listener: an uncaught exception. Failures are instead sent downstream
-  // (gzip is destroyed, so the upload aborts) and the archive is left to be collected.
-  archive.on('error', (error) => gzip.destroy(error));
-  gzip.on('error', () => {}); // seen by the upload, which reads gzip
-  archive.pipe(gzip);
-
-  async function* countedUntilFinalized(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-    for await (const chunk of source) {
-      compressedBytes += chunk.length;
-      yield chunk;
-    }
-    // An archive that ends without finalize() is truncated: refuse it, so the upload is aborted.
-    if (!finalized) throw new Error('The archive ended before it was finalised');
-  }
-
-  let markStarted!: () => void;
-  const created = new Promise<void>((resolve) => (markStarted = resolve));
+  { date = new Date(), partBytes = PART_BYTES }: { date?: Date; partBytes?: number } = {},
+): Promise<SchemaTarball> {
   const uploadTo = `Uploading to s3://${target.bucket}/${target.key}`;
-  const done = uploadStreamToS3(s3, { contentType: 'application/gzip', ...target }, countedUntilFinalized(gzip), {
-    ...uploadOptions,
-    onCreated: markStarted,
-  }).catch((error: unknown) => {
+  let upload: MultipartUpload;
+  try {
+    upload = await openMultipartUpload(s3, { contentType: 'application/gzip', ...target });
+  } catch (error) {
     throw failedStep(uploadTo, error);
-  });
-  const started = Promise.race([created, done]).then(() => undefined);
-  // Both are awaited by the caller at some point; these only stop an early failure being "unhandled".
-  done.catch(() => {});
-  started.catch(() => {});
+  }
+  let nextPart = 1;
+  let compressedBytes = 0;
+  // Bytes of the object not yet sent, in order; always fewer than partBytes between calls.
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  let entryOpen = false;
+
+  const send = async (partNumber: number, body: Buffer): Promise<void> => {
+    try {
+      await upload.sendPart(partNumber, body);
+    } catch (error) {
+      throw failedStep(uploadTo, error);
+    }
+  };
+
+  /** Queues bytes at the end of the object, sending each full part. */
+  const append = async (data: Buffer): Promise<void> => {
+    compressedBytes += data.length;
+    pending.push(data);
+    pendingBytes += data.length;
+    while (pendingBytes >= partBytes) {
+      const all = pending.length === 1 ? pending[0]! : Buffer.concat(pending);
+      const rest = all.subarray(partBytes);
+      pending = rest.length > 0 ? [rest] : [];
+      pendingBytes = rest.length;
+      await send(nextPart++, all.subarray(0, partBytes));
+    }
+  };
+
+  const takePending = (): Buffer => {
+    const taken = Buffer.concat(pending);
+    pending = [];
+    pendingBytes = 0;
+    return taken;
+  };
+
+  const entryHeader = (name: string, size: number): Promise<Buffer> => gzipMember(tarHeader({ name, size, mtime: date }));
 
   return {
-    started,
-    async addFile(path, name) {
-      const stats = await stat(path);
-      // 1 MiB reads: archiver's default .file() reads 64 KiB at a time and packs ~25% slower.
-      const file = createReadStream(path, { highWaterMark: 1024 * 1024 });
-      filesBeingRead.add(file);
-      // archiver pipes the file in without forwarding its errors, so they are watched here.
-      const read = finished(file).finally(() => filesBeingRead.delete(file));
-      archive.append(file, { name, stats, date, mode: 0o644 });
-      await Promise.race([read, done.then(() => Promise.reject(new Error(`${uploadTo}: ended before ${name} was added`)))]);
+    startEntry(name) {
+      if (entryOpen) throw new Error(`Cannot start ${name}: another entry is still being written`);
+      entryOpen = true;
+      const held: Buffer[] = [];
+      let heldBytes = 0;
+      let reserved: { part: number; before: Buffer } | undefined;
+      return {
+        async write(compressed) {
+          if (reserved) return append(compressed);
+          held.push(compressed);
+          heldBytes += compressed.length;
+          compressedBytes += compressed.length;
+          if (heldBytes >= partBytes) {
+            // From here on the entry's data follows the reserved part; what was pending precedes it.
+            reserved = { part: nextPart++, before: takePending() };
+          }
+        },
+        async end(size) {
+          const header = await entryHeader(name, size);
+          if (reserved) {
+            // The data after the reservation was counted by append; held data was counted on write.
+            compressedBytes += header.length;
+            await send(reserved.part, Buffer.concat([reserved.before, header, ...held]));
+          } else {
+            compressedBytes -= heldBytes; // counted again by append
+            await append(header);
+            for (const chunk of held) await append(chunk);
+          }
+          const padding = tarPadding(size);
+          if (padding.length > 0) await append(await gzipMember(padding));
+          entryOpen = false;
+        },
+      };
     },
-    addBuffer(content, name) {
-      archive.append(content, { name, date, mode: 0o644 });
+    async addBuffer(content, name) {
+      if (entryOpen) throw new Error(`Cannot add ${name}: another entry is still being written`);
+      await append(await gzipMember(Buffer.concat([tarHeader({ name, size: content.length, mtime: date }), content, tarPadding(content.length)])));
     },
     async finish() {
-      finalized = true;
-      // Not awaited: if the upload fails, archiver's own promise may never settle; `done` does.
-      archive.finalize().catch(() => {});
-      await done;
+      if (entryOpen) throw new Error('Cannot finish the archive: an entry is still being written');
+      await append(await gzipMember(tarEnd()));
+      if (pendingBytes > 0) await send(nextPart++, takePending());
+      try {
+        await upload.complete();
+      } catch (error) {
+        throw failedStep(uploadTo, error);
+      }
       return { compressedBytes };
     },
-    async cancel(reason) {
-      // Not archive.destroy() or abort(): both end in uncaught exceptions inside archiver 8.
-      gzip.destroy(reason);
-      for (const file of filesBeingRead) file.destroy();
-      await done.catch(() => {});
+    async cancel() {
+      await upload.abort();
     },
   };
 }

@@ -1,18 +1,21 @@
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
 // ISql: a plain client or the transaction inside sql.begin.
 import type { ISql } from 'postgres';
 import { CsvRecordCounter } from './count-csv-records';
+import { gzipInBlocks } from './gzip-in-blocks';
 import type { BaseTable } from './list-base-tables';
 import { openCopyOut } from './open-copy-out';
 import { quoteIdentifier } from './quote-identifier';
 
-export interface CsvFileSummary {
+export interface CsvSummary {
   /** Data rows (the header is not counted). */
   rows: number;
+  /** Size of the CSV, uncompressed. */
   bytes: number;
-  /** Hex SHA-256 of the file's bytes. */
+  /** Hex SHA-256 of the CSV's bytes, uncompressed. */
   sha256: string;
+  /** Size of the gzip members written. */
+  compressedBytes: number;
 }
 
 /** PostgreSQL's own CSV: lossless (NULL is an unquoted empty field, '' a quoted one), real column names. */
@@ -24,38 +27,48 @@ export function copyTableStatement(schema: string, table: BaseTable): string {
 }
 
 /**
- * Writes one table as CSV to a new file, counting rows and bytes and hashing as the data passes,
- * so the file is read once. `onBytes` hears the running byte count for progress reports.
+ * Streams one table's CSV, compressed, to `write` as gzip members (see gzipInBlocks), counting
+ * rows and bytes and hashing the uncompressed CSV as it passes: no uncompressed copy is ever
+ * staged. `write` applies back-pressure (the COPY waits while it does); `onBytes` hears the
+ * running CSV byte count for progress reports; `signal` cancels the COPY.
  */
 export async function streamTableAsCsv(
   sql: ISql,
   schema: string,
   table: BaseTable,
-  path: string,
-  onBytes?: (bytes: number) => void,
-): Promise<CsvFileSummary> {
+  write: (compressed: Buffer) => Promise<void>,
+  { onBytes, signal, blocksInFlight }: { onBytes?: (bytes: number) => void; signal?: AbortSignal; blocksInFlight?: number } = {},
+): Promise<CsvSummary> {
   const hash = createHash('sha256');
-  const records = new CsvRecordCounter();
+  // Rows that arrived before openCopyOut could count them are counted by scanning their bytes.
+  const early = new CsvRecordCounter();
+  let earlyBytesLeft = 0;
   let bytes = 0;
-  // 'wx': a per-run folder means the file is always new; never overwrite something else's.
-  const file = await open(path, 'wx');
-  try {
-    const copy = await openCopyOut(sql, copyTableStatement(schema, table));
+  let compressedBytes = 0;
+  const copy = await openCopyOut(sql, copyTableStatement(schema, table), { signal });
+  earlyBytesLeft = copy.bytesBeforeCounting;
+  async function* counted(): AsyncGenerator<Buffer> {
     for await (const chunk of copy as AsyncIterable<Buffer>) {
       hash.update(chunk);
-      records.scan(chunk);
-      bytes += chunk.length;
-      // write(2) may write less than asked (e.g. a disk filling up on the last chunk, where no
-      // later write would fail): finish the chunk, so the file always holds what was hashed.
-      for (let written = 0; written < chunk.length; ) {
-        const { bytesWritten } = await file.write(chunk, written, chunk.length - written);
-        if (bytesWritten === 0) throw new Error(`Could not write to ${path}: no bytes written (disk full?)`);
-        written += bytesWritten;
+      if (earlyBytesLeft > 0) {
+        const earlyPart = chunk.subarray(0, Math.min(earlyBytesLeft, chunk.length));
+        early.scan(earlyPart);
+        earlyBytesLeft -= earlyPart.length;
       }
+      bytes += chunk.length;
       onBytes?.(bytes);
+      yield chunk;
+    }
+  }
+  try {
+    for await (const member of gzipInBlocks(counted(), { blocksInFlight })) {
+      compressedBytes += member.length;
+      await write(member);
     }
   } finally {
-    await file.close();
+    copy.destroy();
+    // Until then postgres.js refuses the connection's next statement (ROLLBACK, the next COPY).
+    await copy.copyEnded;
   }
-  return { rows: Math.max(records.count - 1, 0), bytes, sha256: hash.digest('hex') };
+  return { rows: Math.max(early.count + copy.rowsCounted() - 1, 0), bytes, sha256: hash.digest('hex'), compressedBytes };
 }

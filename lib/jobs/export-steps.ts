@@ -26,7 +26,7 @@ export const EXPORT_STEP_ATTEMPTS = 2;
  * folders of stopped attempts; only where an attempt has the temp folder to itself (AWS Lambda).
  */
 export function createExportStepWork(
-  settings: Pick<ExportSettings, 'bucket' | 'prefix'>,
+  settings: Pick<ExportSettings, 'bucket' | 'prefix' | 'tableParallelism'>,
   s3: S3Client,
   { removeLeftovers = false, tmpRoot = tmpdir() }: { removeLeftovers?: boolean; tmpRoot?: string } = {},
 ): StepWork {
@@ -37,7 +37,7 @@ export function createExportStepWork(
     try {
       const { key, tables, rows, bytes, compressedBytes, timeTakenMs } = await exportSchemaToBucket(
         step.name,
-        { bucket: settings.bucket, prefix: settings.prefix, metadata: { 'run-id': step.runId, schema: step.name } },
+        { bucket: settings.bucket, prefix: settings.prefix, tableParallelism: settings.tableParallelism, metadata: { 'run-id': step.runId, schema: step.name } },
         // A folder inside: exportSchemaToBucket removes the one it is given.
         { sql, s3, folder: join(folder, 'schema') },
         reportProgress,

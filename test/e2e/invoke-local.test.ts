@@ -1,4 +1,8 @@
 import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
@@ -26,10 +30,10 @@ afterAll(async () => {
   await environment?.stop();
 });
 
-async function invokeLocal(fn: string, data?: string) {
+async function invokeLocal(fn: string, data?: string, env: Record<string, string> = {}) {
   const invocation = run('npx', ['serverless', 'invoke', 'local', '--function', fn, ...(data ? ['--data', data] : [])], {
     cwd: projectRoot,
-    env: { ...process.env, SLS_TELEMETRY_DISABLED: '1', DATABASE_URL: db.url, EXPORT_BUCKET: bucket, S3_ENDPOINT: s3.endpoint },
+    env: { ...process.env, SLS_TELEMETRY_DISABLED: '1', DATABASE_URL: db.url, EXPORT_BUCKET: bucket, S3_ENDPOINT: s3.endpoint, ...env },
     maxBuffer: 16 * 1024 * 1024,
     timeout: 180_000,
   });
@@ -68,5 +72,44 @@ describe('sls invoke local', () => {
     expect(failure, 'invoke local should exit non-zero').toBeDefined();
     expect(`${failure!.stdout}${failure!.stderr}`).toMatch(/non-empty list of schema names/);
     expect(await db.sql`select id from jobs.runs`).toHaveLength(before.length);
+  });
+
+  it('exportWorker records a failed run, and does not crash, when the server ends its connection during a COPY', async () => {
+    // The crash of issue 9: "Uncaught exception: TypeError: Cannot read properties of null
+    // (reading 'resume')" from the COPY stream's close handler, the run left running.
+    await db.sql.unsafe(`
+      CREATE SCHEMA faulty;
+      CREATE TABLE faulty.big AS SELECT i AS id, md5(i::text) || md5((i + 1)::text) || md5((i + 2)::text) AS h FROM generate_series(1, 600000) i;
+    `);
+    const folder = await mkdtemp(join(tmpdir(), 'waj-invoke-tmp-'));
+    try {
+      const invocation = invokeLocal('exportWorker', '{"schemas":["faulty"]}', { EXPORT_SCHEMAS: 'faulty', TMPDIR: folder });
+      const outcome = invocation.then(
+        () => undefined,
+        (error: { stdout: string; stderr: string }) => error,
+      );
+      let terminated = false;
+      for (let attempt = 0; attempt < 12_000 && !terminated; attempt += 1) {
+        const rows = await db.sql`SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity
+          WHERE datname = ${db.name} AND state = 'active' AND query LIKE 'COPY %' AND pid <> pg_backend_pid()`;
+        terminated = rows.length > 0;
+        if (!terminated) await sleep(10);
+      }
+      expect(terminated, 'a COPY was seen and ended').toBe(true);
+      const failure = await outcome;
+      expect(failure, 'invoke local should exit non-zero').toBeDefined();
+      const output = `${failure!.stdout}${failure!.stderr}`;
+      expect(output).not.toMatch(/Uncaught exception|Cannot read properties of null/);
+      const [runRow] = await db.sql<{ status: string; error: unknown }[]>`select status, error from jobs.runs where params = '{"schemas":["faulty"]}'::jsonb`;
+      expect(runRow?.status).toBe('failed');
+      // The server's message, or the driver's when the socket closed first.
+      expect(JSON.stringify(runRow?.error)).toMatch(/Reading schema \\"faulty\\" from the database: .*(terminating connection due to administrator command|CONNECTION_CLOSED)/);
+      expect(await readdir(folder)).toEqual([]);
+      const listed = await s3.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'export/faulty' }));
+      expect(listed.Contents ?? []).toEqual([]);
+    } finally {
+      await rm(folder, { recursive: true, force: true });
+      await db.sql.unsafe('DROP SCHEMA faulty CASCADE');
+    }
   });
 });

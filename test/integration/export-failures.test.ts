@@ -149,8 +149,8 @@ describe('exportDatabase when things fail', () => {
   });
 
   it('aborts cleanly when S3 fails while a table is being packed', async () => {
-    // ~30 MB of hex text (~15 MB gzipped): the first 8 MiB part goes up while the entry is still
-    // being read, so the failure lands mid-entry, where archiver must not be torn down.
+    // ~30 MB of hex text (~15 MB gzipped): more than one 8 MiB part, so the table takes the path
+    // of a reserved part for its header, and every part of it fails.
     await db.sql.unsafe(`
       CREATE SCHEMA bulky;
       CREATE TABLE bulky.hashes AS SELECT i AS id, md5(i::text) || md5((i + 1)::text) || md5((i + 2)::text) AS h

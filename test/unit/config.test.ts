@@ -56,6 +56,15 @@ describe('readExportSettings', () => {
     }
   });
 
+  it('reads EXPORT_TABLE_PARALLELISM as a whole number from 1 to 64, unset when empty', () => {
+    expect(readExportSettings({ EXPORT_BUCKET: 'b' }).tableParallelism).toBeUndefined();
+    expect(readExportSettings({ EXPORT_BUCKET: 'b', EXPORT_TABLE_PARALLELISM: '' }).tableParallelism).toBeUndefined();
+    expect(readExportSettings({ EXPORT_BUCKET: 'b', EXPORT_TABLE_PARALLELISM: ' 3 ' }).tableParallelism).toBe(3);
+    for (const value of ['0', '-1', '1.5', 'two', '65']) {
+      expect(() => readExportSettings({ EXPORT_BUCKET: 'b', EXPORT_TABLE_PARALLELISM: value }), value).toThrow(/EXPORT_TABLE_PARALLELISM/);
+    }
+  });
+
   it('refuses an S3_ENDPOINT that is not a URL, and treats an empty one as unset', () => {
     expect(() => readExportSettings({ EXPORT_BUCKET: 'b', S3_ENDPOINT: 'not a url' })).toThrow(/S3_ENDPOINT/);
     expect(readExportSettings({ EXPORT_BUCKET: 'b', S3_ENDPOINT: '' }).s3Endpoint).toBeUndefined();
