@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { formatDayPlan, planDay, readSchedules } from '../lib/schedule/day-of-jobs';
 import type { ResolvedServerlessConfig } from '../lib/schedule/day-of-jobs';
 import { assertTimeZone } from '../lib/schedule/zoned-time';
-import { addDays, calendarDateIn } from '../lib/time-limited/calendar-date';
+import { addDays, calendarDateIn } from '../lib/calendar-date';
 
 const root = resolve(import.meta.dirname, '..');
 

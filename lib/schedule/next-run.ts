@@ -8,7 +8,7 @@ import { readSchedules } from './day-of-jobs';
 import type { DeclaredSchedule } from './day-of-jobs';
 import { cronRunsOnDay, describeRate } from './schedule-expression';
 import type { AwsRate } from './schedule-expression';
-import { calendarDateIn, addDays } from '../time-limited/calendar-date';
+import { calendarDateIn, addDays } from '../calendar-date';
 import { clockTimeIn } from './zoned-time';
 
 /** The worker whose schedule each variable prefix carries (see listRuns in serverless.yml). */

@@ -20,7 +20,7 @@ import { closeDatabase } from '../../lib/clients/database';
 import { createS3Client } from '../../lib/clients/s3';
 import { readExportSettings } from '../../lib/config';
 import { migrateDatabase } from '../../lib/runs/migrate-database';
-import { seedSampleDatabase } from '../../lib/sample-database/seed-sample-database';
+import { seedSampleDatabase } from '../sample-database/seed-sample-database';
 import { createExportVerifierFunction } from '../../lib/verification/export-verifier-function';
 import type { VerifierResponse } from '../../lib/verification/export-verifier-function';
 import { forwardUploadsToVerifier } from './forward-uploads-to-verifier';

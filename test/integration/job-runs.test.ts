@@ -13,7 +13,7 @@ import { WorkerEventError } from '../../lib/jobs/worker-event';
 import { migrateDatabase } from '../../lib/runs/migrate-database';
 import { createRunLedger } from '../../lib/runs/run-ledger';
 import type { RunLedger } from '../../lib/runs/run-ledger';
-import { seedSampleDatabase } from '../../lib/sample-database/seed-sample-database';
+import { seedSampleDatabase } from '../../scripts/sample-database/seed-sample-database';
 import { createTestDatabase } from '../support/database';
 import type { TestDatabase } from '../support/database';
 import { startTestS3 } from '../support/s3';

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { migrateDatabase } from '../../lib/runs/migrate-database';
-import { createRunLedger, LedgerNotMigratedError } from '../../lib/runs/run-ledger';
+import { LedgerNotMigratedError } from '../../lib/runs/run-errors';
+import { createRunLedger } from '../../lib/runs/run-ledger';
 import { createTestDatabase } from '../support/database';
 import type { TestDatabase } from '../support/database';
 

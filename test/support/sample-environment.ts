@@ -1,5 +1,5 @@
 import { migrateDatabase } from '../../lib/runs/migrate-database';
-import { seedSampleDatabase } from '../../lib/sample-database/seed-sample-database';
+import { seedSampleDatabase } from '../../scripts/sample-database/seed-sample-database';
 import { createTestDatabase } from './database';
 import type { TestDatabase } from './database';
 import { startTestS3 } from './s3';

@@ -3,7 +3,7 @@ import { handleStartJobRequest } from '../../lib/jobs/handle-start-job-request';
 import type { StartJobEvent } from '../../lib/jobs/handle-start-job-request';
 import type { Job } from '../../lib/jobs/job';
 import { parseExportParams } from '../../lib/jobs/export-job';
-import { ActiveRunError } from '../../lib/runs/run-ledger';
+import { ActiveRunError } from '../../lib/runs/run-errors';
 import type { Run, RunLedger } from '../../lib/runs/run-ledger';
 
 const runId = '5a0c1d9e-1111-4c8e-9d67-2f1b2f5f6c11';
