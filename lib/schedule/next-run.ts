@@ -4,8 +4,8 @@
  * reads them from the events themselves), and they are read here with the rules of readSchedules.
  */
 import type { Env } from '../config';
-import { readSchedules } from './day-of-jobs';
-import type { DeclaredSchedule } from './day-of-jobs';
+import { readSchedules } from './declared-schedules';
+import type { DeclaredSchedule } from './declared-schedules';
 import { cronRunsOnDay, describeRate } from './schedule-expression';
 import type { AwsRate } from './schedule-expression';
 import { calendarDateIn, addDays } from '../calendar-date';

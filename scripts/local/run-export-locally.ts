@@ -19,7 +19,7 @@ import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { closeDatabase } from '../../lib/clients/database';
 import { createS3Client } from '../../lib/clients/s3';
 import { readExportSettings } from '../../lib/config';
-import { migrateDatabase } from '../../lib/runs/migrate-database';
+import { migrateDatabase } from '../migrate-database';
 import { seedSampleDatabase } from '../sample-database/seed-sample-database';
 import { createExportVerifierFunction } from '../../lib/verification/export-verifier-function';
 import type { VerifierResponse } from '../../lib/verification/export-verifier-function';

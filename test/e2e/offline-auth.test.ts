@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrateDatabase } from '../../lib/runs/migrate-database';
+import { migrateDatabase } from '../../scripts/migrate-database';
 import { createTestDatabase } from '../support/database';
 import type { TestDatabase } from '../support/database';
 import { startOffline } from '../support/offline';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrateDatabase } from '../../lib/runs/migrate-database';
+import { migrateDatabase } from '../../scripts/migrate-database';
 import { createTestDatabase } from '../support/database';
 import type { TestDatabase } from '../support/database';
 import { localApiKey, startOffline } from '../support/offline';

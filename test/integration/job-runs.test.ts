@@ -10,7 +10,7 @@ import type { Job } from '../../lib/jobs/job';
 import { runJobWorker } from '../../lib/jobs/run-job-worker';
 import { createTimeLimitedJob } from '../../lib/jobs/time-limited-job';
 import { WorkerEventError } from '../../lib/jobs/worker-event';
-import { migrateDatabase } from '../../lib/runs/migrate-database';
+import { migrateDatabase } from '../../scripts/migrate-database';
 import { createRunLedger } from '../../lib/runs/run-ledger';
 import type { RunLedger } from '../../lib/runs/run-ledger';
 import { seedSampleDatabase } from '../../scripts/sample-database/seed-sample-database';

@@ -1,6 +1,6 @@
 import postgres from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { migrateDatabase } from '../../lib/runs/migrate-database';
+import { migrateDatabase } from '../../scripts/migrate-database';
 import { ActiveRunError, RunNotFoundError, RunStateError } from '../../lib/runs/run-errors';
 import { createRunLedger, QUEUED_RUN_EXPIRY_SECONDS } from '../../lib/runs/run-ledger';
 import type { JobName, RunLedger, RunStatus } from '../../lib/runs/run-ledger';

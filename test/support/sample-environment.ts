@@ -1,4 +1,4 @@
-import { migrateDatabase } from '../../lib/runs/migrate-database';
+import { migrateDatabase } from '../../scripts/migrate-database';
 import { seedSampleDatabase } from '../../scripts/sample-database/seed-sample-database';
 import { createTestDatabase } from './database';
 import type { TestDatabase } from './database';
