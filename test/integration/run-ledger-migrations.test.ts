@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { migrateDatabase } from '../../scripts/migrate-database';
 import { LedgerNotMigratedError } from '../../lib/runs/run-errors';
 import { createRunLedger } from '../../lib/runs/run-ledger';
-import { createTestDatabase } from '../support/database';
+import { createMigratedTestDatabase, createTestDatabase } from '../support/database';
 import type { TestDatabase } from '../support/database';
 
 let db: TestDatabase | undefined;
@@ -62,8 +62,7 @@ describe('migrateDatabase', () => {
   });
 
   it('creates jobs.run_steps: one step per schema of a run, gone with its run', async () => {
-    db = await createTestDatabase();
-    await migrateDatabase(db.url);
+    db = await createMigratedTestDatabase();
     const { sql } = db;
 
     const columns = await sql<{ name: string; type: string; nullable: string }[]>`
@@ -108,8 +107,7 @@ describe('migrateDatabase', () => {
   });
 
   it('refuses values outside the vocabularies', async () => {
-    db = await createTestDatabase();
-    await migrateDatabase(db.url);
+    db = await createMigratedTestDatabase();
     const { sql } = db;
 
     const [ok] = await sql<{ params: unknown; attempts: number; status: string }[]>`
