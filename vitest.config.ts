@@ -24,11 +24,12 @@ export default defineConfig({
       provider: 'v8',
       include: ['lib/**/*.ts'],
       reporter: ['text-summary'],
-      // `npm run test:unit` measures the unit project alone: 44.7% of lines, 47.4% of branches,
-      // 40.6% of functions on 2026-11-25 (lib/ counts whole, adapters included, which only the
-      // integration tests reach). The floor sits a little under, so a change that drops tested
-      // logic fails while a refactor does not.
-      thresholds: { lines: 43, statements: 42, functions: 39, branches: 45 },
+      // `npm run test:unit` measures the unit project alone: 47.7% of lines, 46.4% of statements,
+      // 42.8% of functions and 49.9% of branches on 2026-11-25. lib/ counts whole, adapters included
+      // (the database, S3 and Lambda clients, the ledgers' SQL), which only the integration tests
+      // reach. The floor sits a little under, so a change that drops tested logic fails while a
+      // refactor does not; raise it as unit tests grow.
+      thresholds: { lines: 46, statements: 45, functions: 41, branches: 48 },
     },
     projects: [
       { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 10_000 } },
