@@ -8,6 +8,24 @@ export class ConfigError extends Error {
 
 export type Env = Record<string, string | undefined>;
 
+/**
+ * Where this process runs, from the variables the tools set: `serverless offline` sets IS_OFFLINE,
+ * `serverless invoke local` sets IS_LOCAL=true, and Lambda sets AWS_LAMBDA_FUNCTION_NAME (which the
+ * two emulators set as well, so it alone does not mean AWS).
+ */
+export function runsOffline(env: Env): boolean {
+  return Boolean(env.IS_OFFLINE);
+}
+
+export function runsUnderInvokeLocal(env: Env): boolean {
+  return env.IS_LOCAL === 'true';
+}
+
+export function runsInAws(env: Env): boolean {
+  return Boolean(env.AWS_LAMBDA_FUNCTION_NAME) && !runsOffline(env) && !runsUnderInvokeLocal(env);
+}
+
+/** The service's schemas, in the order the export takes them: the one list (tests and the sample database read it too). */
 export const DEFAULT_EXPORT_SCHEMAS = ['water', 'returns', 'crm', 'crm_v2', 'idm', 'permit'] as const;
 
 function optional(env: Env, name: string): string | undefined {
@@ -159,6 +177,6 @@ export function readDispatchSettings(env: Env, workerFunctionVariable: string): 
  * LAMBDA_ENDPOINT, where there is no Lambda to invoke and the steps run in the same process.
  */
 export function readStepDispatchSettings(env: Env): DispatchSettings {
-  if (env.IS_LOCAL === 'true' && !optional(env, 'LAMBDA_ENDPOINT')) return { mode: 'inline' };
+  if (runsUnderInvokeLocal(env) && !optional(env, 'LAMBDA_ENDPOINT')) return { mode: 'inline' };
   return readDispatchSettings(env, 'EXPORT_SCHEMA_WORKER_FUNCTION');
 }

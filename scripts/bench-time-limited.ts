@@ -14,9 +14,9 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import postgres from 'postgres';
 import type { Sql } from 'postgres';
-import { readWaterTablesDdl } from '../lib/sample-database/water-tables';
+import { readWaterTablesDdl } from './sample-database/water-tables';
 import { addTimeLimitedWorkflows } from '../lib/time-limited/add-time-limited-workflows';
-import { calendarDateIn } from '../lib/time-limited/calendar-date';
+import { calendarDateIn } from '../lib/calendar-date';
 
 const adminUrl = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const SETTINGS = { days: 50, timeZone: 'Europe/London' };

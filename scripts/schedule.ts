@@ -6,10 +6,11 @@
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { formatDayPlan, planDay, readSchedules } from '../lib/schedule/day-of-jobs';
-import type { ResolvedServerlessConfig } from '../lib/schedule/day-of-jobs';
+import { readSchedules } from '../lib/schedule/declared-schedules';
+import type { ResolvedServerlessConfig } from '../lib/schedule/declared-schedules';
 import { assertTimeZone } from '../lib/schedule/zoned-time';
-import { addDays, calendarDateIn } from '../lib/time-limited/calendar-date';
+import { addDays, calendarDateIn } from '../lib/calendar-date';
+import { formatDayPlan, planDay } from './day-of-jobs';
 
 const root = resolve(import.meta.dirname, '..');
 

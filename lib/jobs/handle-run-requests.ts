@@ -2,7 +2,8 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { HttpError } from '../http/http-error';
 import { errorResponse, jsonResponse } from '../http/responses';
 import type { JobName, RunLedger } from '../runs/run-ledger';
-import { isJobName, isUuid, parseListRunsQuery } from '../runs/run-queries';
+import { parseListRunsQuery } from '../http/list-runs-query';
+import { isJobName, isUuid } from '../runs/run';
 
 type RunRequest = Pick<APIGatewayProxyEvent, 'pathParameters' | 'queryStringParameters'>;
 

@@ -3,7 +3,7 @@ import { HttpError } from '../http/http-error';
 import { readJsonBody } from '../http/read-json-body';
 import { errorResponse, noContent } from '../http/responses';
 import { logger } from '../logger';
-import { ActiveRunError } from '../runs/run-ledger';
+import { ActiveRunError } from '../runs/run-errors';
 import type { RunLedger } from '../runs/run-ledger';
 import type { Dispatch } from './dispatch';
 import type { Job } from './job';

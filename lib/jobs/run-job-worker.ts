@@ -2,7 +2,7 @@ import type { Sql } from 'postgres';
 import { logger } from '../logger';
 import { recordRunMetrics } from '../metrics';
 import { createProgressReporter } from '../runs/progress-reporter';
-import { ActiveRunError } from '../runs/run-ledger';
+import { ActiveRunError } from '../runs/run-errors';
 import type { RunLedger, RunStatus } from '../runs/run-ledger';
 import { isFailureRecordedOnRun, markFailureRecordedOnRun } from './failure-recorded-on-run';
 import { STEPS_CLOSE_THE_RUN } from './job';

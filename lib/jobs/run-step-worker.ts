@@ -2,7 +2,7 @@ import type { Sql } from 'postgres';
 import { logger } from '../logger';
 import { recordRunMetrics } from '../metrics';
 import { createProgressReporter } from '../runs/progress-reporter';
-import { isUuid } from '../runs/run-queries';
+import { isUuid } from '../runs/run';
 import type { ClosedRun, RunStep, StepLedger, StepProgress, StepResult } from '../runs/step-ledger';
 import type { StepEvent } from './dispatch';
 import { markFailureRecordedOnRun } from './failure-recorded-on-run';

@@ -1,4 +1,4 @@
-import { isUuid } from '../runs/run-queries';
+import { isUuid } from '../runs/run';
 
 /** A worker invocation that is not one of the shapes below; thrown before any data is touched. */
 export class WorkerEventError extends Error {

@@ -4,41 +4,11 @@ import type { JobName, Run, RunStatus, Trigger } from './run';
 import { QUEUED_RUN_EXPIRY_SECONDS, takeoverAllowed } from './lease-rules';
 import { createStepLedger, totalSteps } from './step-ledger';
 import type { RunStep } from './step-ledger';
-import { checkListLimit, DEFAULT_LIST_LIMIT, isRunStatus, isUuid } from './run-queries';
+import { DEFAULT_LIST_LIMIT, isJobName, isListLimit, isRunStatus, isUuid, MAX_LIST_LIMIT } from './run';
+import { ActiveRunError, LedgerNotMigratedError, RunNotFoundError, RunStateError } from './run-errors';
 
 export { JOB_NAMES, RUN_STATUSES };
 export type { JobName, Run, RunStatus, Trigger };
-
-/** Another run of the job is queued or running, so no new one may start. */
-export class ActiveRunError extends Error {
-  override readonly name = 'ActiveRunError';
-  constructor(
-    readonly job: JobName,
-    readonly activeRunId: string,
-  ) {
-    super(`A ${job} run is already queued or running: ${activeRunId}`);
-  }
-}
-
-/** No run has this id. */
-export class RunNotFoundError extends Error {
-  override readonly name = 'RunNotFoundError';
-  constructor(readonly runId: string) {
-    super(`No run has the id ${runId}`);
-  }
-}
-
-/** The run is not in a state that allows what was asked (e.g. succeeding a run that is not running). */
-export class RunStateError extends Error {
-  override readonly name = 'RunStateError';
-  constructor(
-    readonly runId: string,
-    readonly status: RunStatus,
-    action: string,
-  ) {
-    super(`Cannot ${action} run ${runId}: it is ${status}`);
-  }
-}
 
 export type ClaimOutcome =
   | { claimed: true; run: Run }
@@ -159,14 +129,6 @@ const RACE_RETRIES = 3;
 
 // Shared with the steps of a run: lease-rules.ts.
 export { QUEUED_RUN_EXPIRY_SECONDS };
-
-/** The ledger's table is missing: the database was never migrated. Says how to fix it. */
-export class LedgerNotMigratedError extends Error {
-  override readonly name = 'LedgerNotMigratedError';
-  constructor() {
-    super('The run ledger table jobs.runs does not exist in this database: run `npm run migrate` with DATABASE_URL set to it');
-  }
-}
 
 const UNDEFINED_TABLE = '42P01';
 
@@ -369,8 +331,9 @@ function createUncheckedRunLedger(sql: Sql): RunLedger {
     },
 
     async list(job, { status, limit = DEFAULT_LIST_LIMIT } = {}) {
-      checkListLimit(limit);
-      if (!(JOB_NAMES as readonly string[]).includes(job)) throw new RangeError(`Unknown job ${JSON.stringify(job)}`);
+      // A programming error, not a caller's: the HTTP handler checks its query before asking.
+      if (!isListLimit(limit)) throw new RangeError(`limit must be a whole number from 1 to ${MAX_LIST_LIMIT}, not ${limit}`);
+      if (!isJobName(job)) throw new RangeError(`Unknown job ${JSON.stringify(job)}`);
       if (status !== undefined && !isRunStatus(status)) throw new RangeError(`Unknown run status ${JSON.stringify(status)}`);
       const rows = await sql<RunRow[]>`
         SELECT * FROM jobs.runs

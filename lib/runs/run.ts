@@ -1,4 +1,7 @@
-/** The vocabulary of the run ledger, with no runtime dependencies so handlers and validators can share it. */
+/**
+ * The vocabulary of the run ledger and its validators, with no runtime dependencies, so the
+ * ledger, the workers' event parsing and the HTTP handlers share one definition of each word.
+ */
 
 export const JOB_NAMES = ['export', 'time-limited'] as const;
 export type JobName = (typeof JOB_NAMES)[number];
@@ -25,4 +28,28 @@ export interface Run {
   result: unknown;
   error: string | null;
   lambdaRequestId: string | null;
+}
+
+/** How many runs a listing gives when not told, and at most. */
+export const DEFAULT_LIST_LIMIT = 20;
+export const MAX_LIST_LIMIT = 100;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A uuid in its canonical hyphenated form (any version), the only form run and step ids take. */
+export function isUuid(value: string): boolean {
+  return UUID.test(value);
+}
+
+export function isJobName(value: string): value is JobName {
+  return (JOB_NAMES as readonly string[]).includes(value);
+}
+
+export function isRunStatus(value: string): value is RunStatus {
+  return (RUN_STATUSES as readonly string[]).includes(value);
+}
+
+/** A page size for listing runs: a whole number from 1 to MAX_LIST_LIMIT. */
+export function isListLimit(limit: number): boolean {
+  return Number.isInteger(limit) && limit >= 1 && limit <= MAX_LIST_LIMIT;
 }

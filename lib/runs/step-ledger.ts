@@ -1,6 +1,6 @@
 import type { JSONValue, PendingQuery, Row, Sql, TransactionSql } from 'postgres';
 import { QUEUED_RUN_EXPIRY_SECONDS, takeoverAllowed } from './lease-rules';
-import { isUuid } from './run-queries';
+import { isUuid } from './run';
 import type { JobName, RunStatus } from './run';
 
 /**

@@ -4,11 +4,11 @@
  * reads them from the events themselves), and they are read here with the rules of readSchedules.
  */
 import type { Env } from '../config';
-import { readSchedules } from './day-of-jobs';
-import type { DeclaredSchedule } from './day-of-jobs';
+import { readSchedules } from './declared-schedules';
+import type { DeclaredSchedule } from './declared-schedules';
 import { cronRunsOnDay, describeRate } from './schedule-expression';
 import type { AwsRate } from './schedule-expression';
-import { calendarDateIn, addDays } from '../time-limited/calendar-date';
+import { calendarDateIn, addDays } from '../calendar-date';
 import { clockTimeIn } from './zoned-time';
 
 /** The worker whose schedule each variable prefix carries (see listRuns in serverless.yml). */

@@ -2,7 +2,7 @@
  * AWS schedule expressions, as EventBridge rules and EventBridge Scheduler take them:
  * `cron(minutes hours day-of-month month day-of-week year)` and `rate(value unit)`.
  */
-import { addDays } from '../time-limited/calendar-date';
+import { addDays } from '../calendar-date';
 import { instantOfWallTime, wallTimeIn } from './zoned-time';
 
 export class ScheduleExpressionError extends Error {

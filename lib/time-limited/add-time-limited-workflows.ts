@@ -1,11 +1,11 @@
 import type { Sql } from 'postgres';
 import { logger } from '../logger';
 import type { TimeLimitedSettings } from '../config';
-import { calendarDateIn } from './calendar-date';
+import { calendarDateIn } from '../calendar-date';
 
 export type { TimeLimitedSettings };
 
-export { calendarDateIn } from './calendar-date';
+export { calendarDateIn } from '../calendar-date';
 
 export interface TimeLimitedResult {
   /** Workflow rows added by this run. */

@@ -1,6 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { closeDatabase, getDatabase } from '../clients/database';
-import { readDatabaseSettings, readExportSettings } from '../config';
+import { readDatabaseSettings, readExportSettings, runsOffline, runsUnderInvokeLocal } from '../config';
 import type { Env } from '../config';
 import { logger } from '../logger';
 import { parseObjectCreatedEvent } from './object-created-event';
@@ -21,14 +21,14 @@ export function createExportVerifierFunction(env: Env, s3: S3Client) {
       return await verifyUploadedTarball(parseObjectCreatedEvent(event), { s3, getSql: () => getDatabase(database), bucket, prefix });
     } catch (error) {
       // serverless-offline lets an error thrown by an Event-invoked handler end the whole emulator.
-      if (env.IS_OFFLINE) {
+      if (runsOffline(env)) {
         logger.error('Export verifier failed', { error: error as Error });
         return { status: 'error', error: (error as Error).message };
       }
       throw error;
     } finally {
       // `serverless invoke local` runs one invocation per process: let it exit.
-      if (env.IS_LOCAL === 'true') await closeDatabase();
+      if (runsUnderInvokeLocal(env)) await closeDatabase();
     }
   };
 }

@@ -1,5 +1,5 @@
 import type { JSONValue, Sql } from 'postgres';
-import { isUuid } from '../runs/run-queries';
+import { isUuid } from '../runs/run';
 import type { VerificationProblem } from './verify-tarball';
 
 /** What is recorded on the export run's step for the schema, in `jobs.run_steps.verification`. */

@@ -9,8 +9,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import postgres from 'postgres';
-import { migrateDatabase } from '../../lib/runs/migrate-database';
-import { seedSampleDatabase } from '../../lib/sample-database/seed-sample-database';
+import { migrateDatabase } from '../migrate-database';
+import { seedSampleDatabase } from '../sample-database/seed-sample-database';
 import { curlLines, readStackFunctions, sh } from './stack-routes';
 import { startOrphanWatchdog } from './orphan-watchdog';
 import { isShuttingDown, localStateDir, onShutdown, projectRoot, shutdown, shutdownOnSignals, spawnServerless, startLocalDatabase, startLocalS3 } from './local-services';

@@ -9,6 +9,7 @@ import { localApiKey, startOffline } from '../support/offline';
 import type { Offline } from '../support/offline';
 import { projectRoot } from '../support/packaged-template';
 import { startSampleEnvironment } from '../support/sample-environment';
+import { DEFAULT_EXPORT_SCHEMAS } from '../../lib/config';
 import type { SampleEnvironment } from '../support/sample-environment';
 
 /**
@@ -23,7 +24,6 @@ import type { SampleEnvironment } from '../support/sample-environment';
 const SHOTS = join(projectRoot, 'test-output', 'dashboard');
 const HOSTILE_SCHEMA = '<script>alert(1)</script>';
 const HOSTILE_TABLE = '<img src=x onerror=alert(1)>';
-const SAMPLE_SCHEMAS = ['water', 'returns', 'crm', 'crm_v2', 'idm', 'permit'];
 
 let environment: SampleEnvironment | undefined;
 let offline: Offline | undefined;
@@ -51,7 +51,7 @@ async function createFunctionsRole(env: SampleEnvironment): Promise<string> {
   await sql.unsafe(`CREATE TABLE ${quote(HOSTILE_SCHEMA)}.${quote(HOSTILE_TABLE)} (id int)`);
   // Enough rows that the export of crm takes a few seconds: long enough to watch and to be refused a second start.
   await sql.unsafe(`CREATE TABLE crm.e2e_bulk AS SELECT g AS id, md5(g::text) AS label FROM generate_series(1, 3000000) g`);
-  const schemas = ['jobs', ...SAMPLE_SCHEMAS].map(quote).join(', ');
+  const schemas = ['jobs', ...DEFAULT_EXPORT_SCHEMAS].map(quote).join(', ');
   await sql.unsafe(`GRANT USAGE ON SCHEMA ${schemas}, ${quote(HOSTILE_SCHEMA)} TO ${quote(name)}`);
   await sql.unsafe(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${schemas} TO ${quote(name)}`);
   await sql.unsafe(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA ${schemas} TO ${quote(name)}`);
@@ -111,7 +111,7 @@ beforeAll(async () => {
     DATABASE_URL: url.toString(),
     EXPORT_BUCKET: environment.bucket,
     S3_ENDPOINT: environment.s3.endpoint,
-    EXPORT_SCHEMAS: [...SAMPLE_SCHEMAS, HOSTILE_SCHEMA].join(','),
+    EXPORT_SCHEMAS: [...DEFAULT_EXPORT_SCHEMAS, HOSTILE_SCHEMA].join(','),
   });
 
   // History for the page to show: a time-limited run that succeeded, an export that failed on the hostile schema.

@@ -11,6 +11,7 @@ import { projectRoot } from '../support/packaged-template';
 import { startSampleEnvironment } from '../support/sample-environment';
 import type { SampleEnvironment } from '../support/sample-environment';
 import { forwardUploadsToVerifier, invokeThroughLambdaApi } from '../../scripts/local/forward-uploads-to-verifier';
+import { DEFAULT_EXPORT_SCHEMAS } from '../../lib/config';
 import type { UploadForwarding } from '../../scripts/local/forward-uploads-to-verifier';
 
 const run = promisify(execFile);
@@ -92,7 +93,7 @@ describe('exportVerifier locally', () => {
       const response = await fetch(`${offline!.httpUrl}/jobs/export`, { method: 'POST', headers: { 'x-api-key': localApiKey() } });
       expect(response.status, offline!.output()).toBe(204);
       const runId = response.headers.get('location')!.split('/').at(-1)!;
-      const schemas = ['water', 'returns', 'crm', 'crm_v2', 'idm', 'permit'];
+      const schemas = [...DEFAULT_EXPORT_SCHEMAS];
       const steps = await waitFor('a verification on every step', async () => {
         const rows = await env.db.sql<{ name: string; verification: { status: string } | null }[]>`
           SELECT name, verification FROM jobs.run_steps WHERE run_id = ${runId} ORDER BY position`;

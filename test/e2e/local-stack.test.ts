@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/offline';
 import { projectRoot } from '../support/packaged-template';
+import { DEFAULT_EXPORT_SCHEMAS } from '../../lib/config';
 import { processesCarrying, waitUntilNoneCarry } from '../support/processes';
 
 /**
@@ -92,7 +93,7 @@ describe('npm run local', () => {
     }
     expect(run?.status, JSON.stringify(run)).toBe('succeeded');
     expect(run?.trigger).toBe('http');
-    expect(run?.steps?.map((s) => `${s.name} ${s.status}`)).toEqual(['water', 'returns', 'crm', 'crm_v2', 'idm', 'permit'].map((name) => `${name} succeeded`));
+    expect(run?.steps?.map((s) => `${s.name} ${s.status}`)).toEqual(DEFAULT_EXPORT_SCHEMAS.map((name) => `${name} succeeded`));
     // The coordinator and each schema's step ran in their workers, invoked through the Lambda API.
     expect(output).toMatch(/\(λ: exportWorker\) RequestId/);
     expect(output).toMatch(/\(λ: exportSchemaWorker\) RequestId/);

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrateDatabase } from '../../lib/runs/migrate-database';
-import { createTestDatabase } from '../support/database';
+import { createMigratedTestDatabase } from '../support/database';
 import type { TestDatabase } from '../support/database';
 import { startOffline } from '../support/offline';
 import type { Offline } from '../support/offline';
@@ -16,8 +15,7 @@ let db: TestDatabase;
 let offline: Offline;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await migrateDatabase(db.url);
+  db = await createMigratedTestDatabase();
   offline = await startOffline({
     JOBS_API_KEY: apiKey,
     DATABASE_URL: db.url,

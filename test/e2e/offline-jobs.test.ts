@@ -5,6 +5,7 @@ import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { adminUrl } from '../support/database';
 import type { TestDatabase } from '../support/database';
+import { DEFAULT_EXPORT_SCHEMAS } from '../../lib/config';
 import type { RunWithSteps } from '../../lib/runs/run-ledger';
 import { localApiKey, startOffline } from '../support/offline';
 import type { Offline } from '../support/offline';
@@ -34,7 +35,7 @@ beforeAll(async () => {
   environment = await startSampleEnvironment();
   ({ db, s3, bucket } = environment);
   await db.sql.unsafe(`CREATE ROLE ${role} LOGIN`);
-  for (const schema of ['water', 'returns', 'crm', 'crm_v2', 'idm', 'permit', 'jobs']) {
+  for (const schema of [...DEFAULT_EXPORT_SCHEMAS, 'jobs']) {
     await db.sql.unsafe(`GRANT USAGE ON SCHEMA ${schema} TO ${role}; GRANT ALL ON ALL TABLES IN SCHEMA ${schema} TO ${role}`);
   }
   await db.sql.unsafe(`REVOKE SELECT ON permit.licence FROM ${role}`);

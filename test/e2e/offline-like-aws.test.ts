@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrateDatabase } from '../../lib/runs/migrate-database';
-import { createTestDatabase } from '../support/database';
+import { createMigratedTestDatabase } from '../support/database';
 import type { TestDatabase } from '../support/database';
 import { localApiKey, startOffline } from '../support/offline';
 import type { Offline } from '../support/offline';
@@ -15,8 +14,7 @@ let db: TestDatabase;
 let offline: Offline;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await migrateDatabase(db.url);
+  db = await createMigratedTestDatabase();
   // Nothing listens at the S3 endpoint: no request here may get as far as the worker.
   offline = await startOffline({ DATABASE_URL: db.url, EXPORT_BUCKET: 'any', S3_ENDPOINT: 'http://127.0.0.1:1' });
 }, 180_000);

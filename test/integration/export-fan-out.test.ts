@@ -3,6 +3,7 @@ import postgres from 'postgres';
 import type { Sql } from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { DEFAULT_EXPORT_SCHEMAS } from '../../lib/config';
 import { createExportJob } from '../../lib/jobs/export-job';
 import { createExportStepWork, createStartSteps } from '../../lib/jobs/export-steps';
 import { handleGetRunRequest } from '../../lib/jobs/handle-run-requests';
@@ -58,7 +59,7 @@ function inlineExport(sql: Sql = db.sql, work: StepWork = createExportStepWork({
   const startSteps = createStartSteps({ mode: 'inline' }, 3, (event) =>
     runStepWorker(event, work, { leaseMs: LEASE_MS, maxAttempts: 1 }, { sql, steps: createStepLedger(sql) }),
   );
-  return createExportJob({ schemas: ['water', 'returns', 'crm', 'crm_v2', 'idm', 'permit'] }, startSteps);
+  return createExportJob({ schemas: [...DEFAULT_EXPORT_SCHEMAS] }, startSteps);
 }
 
 /** The coordinator in Lambda mode: steps are only handed over (recorded here), not carried out. */

@@ -1,57 +1,72 @@
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import { RUN_STATUSES } from '../../lib/runs/run';
+import type { RunStatus } from '../../lib/runs/run';
 import type { TestDatabase } from '../support/database';
 import { startSampleEnvironment } from '../support/sample-environment';
 import type { SampleEnvironment } from '../support/sample-environment';
 import type { TestS3 } from '../support/s3';
 
 /**
- * Throws a few thousand random and malformed events and bodies at every function's real handler.
- * Every HTTP answer must be a 4xx with a JSON error; every malformed worker event must be refused
- * with a clear error; nothing may crash, reject unhandled, record a run or write data.
+ * Property-based tests (fast-check) of every function's real handler against malformed events and
+ * bodies: every HTTP answer must be a 4xx with a JSON error; every malformed worker event must be
+ * refused with a clear error; nothing may crash, reject unhandled, record a run or write data.
+ * fast-check prints the seed and the smallest failing event when a property fails, so a failure
+ * can be replayed (`fc.assert(..., { seed, path })`).
  */
 
-const ROUNDS = 400; // per generator and handler: about 4,000 events in all
+const RUNS = 200; // per property and handler: about 2,000 events in all, a few seconds
 
-/** Small seeded PRNG (mulberry32) so a failure can be replayed. */
-function random(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  const pick = <T>(items: readonly T[]): T => items[int(items.length)]!;
-  const string = (max = 40) =>
-    Array.from({ length: int(max) }, () => String.fromCodePoint(pick([int(128), 0x20 + int(95), 0xe9, 0x1f600, 0, 0x2028, 0xfeff]))).join('');
-  return { next, int, pick, string };
-}
-type Random = ReturnType<typeof random>;
+/** Any text, with what breaks parsers: NUL, lone surrogates, U+2028, a BOM, astral characters. */
+const text = (maxLength = 40) =>
+  fc.oneof(fc.string({ unit: 'binary', maxLength }), fc.string({ unit: fc.constantFrom('\0', '\u2028', '\ufeff', '\ud83d', '😀', 'é', '{', '"'), maxLength }));
+const junkValue = fc.jsonValue({ maxDepth: 2 });
 
 const JSON_TYPES = ['application/json', 'application/json; charset=utf-8', 'APPLICATION/JSON'];
+const jsonHeaders = fc.constantFrom(...JSON_TYPES).map((type) => ({ 'Content-Type': type }));
+
+type Body = Pick<APIGatewayProxyEvent, 'body' | 'headers' | 'isBase64Encoded'>;
+const jsonBody = (body: fc.Arbitrary<string>): fc.Arbitrary<Body> =>
+  fc.record({ body, headers: jsonHeaders, isBase64Encoded: fc.constant(false) });
 
 /** A body that is wrong in at least one way, with the headers to send it with. */
-function malformedBody(r: Random): Pick<APIGatewayProxyEvent, 'body' | 'headers' | 'isBase64Encoded'> {
-  const json = { 'Content-Type': r.pick(JSON_TYPES) };
-  const junkValue = () => r.pick<unknown>([null, 1, -1.5, true, r.string(), [], {}, [r.string()], { a: [1, { b: null }] }]);
-  const cases: (() => Pick<APIGatewayProxyEvent, 'body' | 'headers' | 'isBase64Encoded'>)[] = [
-    () => ({ body: r.string(60) + '{', headers: json, isBase64Encoded: false }), // not JSON
-    () => ({ body: JSON.stringify(junkValue()).slice(0, 1 + r.int(5)) + ']]', headers: json, isBase64Encoded: false }),
-    () => ({ body: JSON.stringify(r.pick([null, 42, 'text', true, [1, 2], []])), headers: json, isBase64Encoded: false }), // not an object
-    () => ({ body: JSON.stringify({ [r.pick(['schema', 'force', '__proto__x', 'constructor', r.string(8) || 'x'])]: junkValue() }), headers: json, isBase64Encoded: false }),
-    () => ({ body: JSON.stringify({ schemas: r.pick<unknown>([[], 'crm', [1], [null], ['public'], ['crm', 'crm'], { 0: 'crm' }, [r.string(10) + '!']]) }), headers: json, isBase64Encoded: false }),
-    () => ({ body: '{"schemas":["crm"],"extra":' + JSON.stringify(junkValue()) + '}', headers: json, isBase64Encoded: false }),
-    () => ({ body: '{"a":"' + 'x'.repeat(16 * 1024 + r.int(100_000)) + '"}', headers: json, isBase64Encoded: false }), // too large
-    () => ({ body: '{}', headers: r.pick([{}, { 'Content-Type': 'text/plain' }, { 'content-type': 'application/x-www-form-urlencoded' }, { 'Content-Type': 'application/jsonx' }]), isBase64Encoded: false }),
-    () => ({ body: Buffer.from(r.string(30) + '{').toString('base64'), headers: json, isBase64Encoded: true }),
-    () => ({ body: '%%%not base64%%%', headers: json, isBase64Encoded: true }),
-  ];
-  return r.pick(cases)();
-}
+const malformedBody: fc.Arbitrary<Body> = fc.oneof(
+  jsonBody(text(60).map((t) => `${t}{`)), // not JSON
+  jsonBody(fc.tuple(junkValue, fc.integer({ min: 1, max: 5 })).map(([value, n]) => `${JSON.stringify(value).slice(0, n)}]]`)),
+  jsonBody(fc.oneof(fc.constant(null), fc.integer(), fc.double({ noNaN: true }), text(), fc.boolean(), fc.array(junkValue, { maxLength: 3 })).map((v) => JSON.stringify(v))), // not an object
+  // An unknown field; time-limited takes no fields at all, so any field is malformed for it too.
+  jsonBody(
+    fc
+      .tuple(fc.oneof(fc.constantFrom('schema', 'force', '__proto__', 'constructor', 'SCHEMAS'), fc.string({ minLength: 1, maxLength: 8 })), junkValue)
+      .filter(([field]) => field !== 'schemas')
+      .map(([field, value]) => JSON.stringify({ [field]: value })),
+  ),
+  jsonBody(
+    fc
+      .oneof(fc.constantFrom<unknown>([], 'crm', [1], [null], ['public'], ['crm', 'crm'], { 0: 'crm' }), text(10).map((t) => [`${t}!`]))
+      .map((schemas) => JSON.stringify({ schemas })),
+  ),
+  jsonBody(junkValue.map((value) => `{"schemas":["crm"],"extra":${JSON.stringify(value)}}`)),
+  jsonBody(fc.integer({ min: 1, max: 100_000 }).map((n) => `{"a":"${'x'.repeat(16 * 1024 + n)}"}`)), // too large
+  fc.record({
+    body: fc.constant('{}'),
+    headers: fc.constantFrom<Record<string, string>>({}, { 'Content-Type': 'text/plain' }, { 'content-type': 'application/x-www-form-urlencoded' }, { 'Content-Type': 'application/jsonx' }),
+    isBase64Encoded: fc.constant(false),
+  }),
+  fc.record({ body: text(30).map((t) => Buffer.from(`${t}{`).toString('base64')), headers: jsonHeaders, isBase64Encoded: fc.constant(true) }),
+  fc.record({ body: fc.constant('%%%not base64%%%'), headers: jsonHeaders, isBase64Encoded: fc.constant(true) }),
+);
+
+/** Another method than POST, with a body or none. */
+const otherMethod: fc.Arbitrary<Partial<APIGatewayProxyEvent>> = fc.record({
+  httpMethod: fc.constantFrom('GET', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', '', 'post'),
+  body: fc.constantFrom(null, '{}'),
+  headers: fc.constant({ 'Content-Type': 'application/json' }),
+});
+
+const uuid = fc.uuid();
 
 function context(): Context {
   return {
@@ -141,79 +156,99 @@ async function expectJson4xx(response: APIGatewayProxyResult, label: string) {
   expect(response.body, label).not.toMatch(/\n\s+at |select |insert |update /i);
 }
 
-describe('fuzzing every handler', () => {
+describe('property: every handler refuses what is malformed', () => {
   it('the POST handlers answer every malformed request with a 4xx JSON error', async () => {
-    const r = random(20261122);
+    const request = fc.oneof({ weight: 6, arbitrary: malformedBody.map((body) => ({ httpMethod: 'POST', ...body })) }, { weight: 1, arbitrary: otherMethod });
     for (const name of ['exportApi', 'timeLimitedApi']) {
       const handler = handlers[name] as ApiHandler;
-      for (let i = 0; i < ROUNDS; i += 1) {
-        const method = r.next() < 0.85 ? 'POST' : r.pick(['GET', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', '', 'post']);
-        const event =
-          method === 'POST'
-            ? apiEvent({ httpMethod: method, ...malformedBody(r) })
-            : apiEvent({ httpMethod: method, body: r.next() < 0.5 ? null : '{}', headers: { 'Content-Type': 'application/json' } });
-        // time-limited takes no fields at all, so any JSON object with a field is malformed for it too.
-        await expectJson4xx(await handler(event, context()), `${name} #${i} ${JSON.stringify(event).slice(0, 300)}`);
-      }
+      await fc.assert(
+        fc.asyncProperty(request, async (partial) => {
+          const event = apiEvent(partial);
+          await expectJson4xx(await handler(event, context()), `${name} ${JSON.stringify(event).slice(0, 300)}`);
+        }),
+        { numRuns: RUNS },
+      );
     }
   });
 
   it('the GET handlers answer bad ids, jobs and queries with a 4xx JSON error', async () => {
-    const r = random(7);
     const getRun = handlers.getRun as ApiHandler;
-    const listRuns = handlers.listRuns as ApiHandler;
-    for (let i = 0; i < ROUNDS; i += 1) {
-      const id = r.pick([r.string(50), '', 'latest', '00000000-0000-4000-8000-00000000000', `${crypto.randomUUID()}x`, crypto.randomUUID()]);
-      await expectJson4xx(await getRun(apiEvent({ httpMethod: 'GET', pathParameters: r.next() < 0.05 ? null : { id } }), context()), `getRun ${JSON.stringify(id)}`);
+    const id = fc.oneof(text(50), fc.constantFrom('', 'latest', '00000000-0000-4000-8000-00000000000'), uuid.map((u) => `${u}x`), uuid);
+    const pathParameters = fc.oneof({ weight: 1, arbitrary: fc.constant(null) }, { weight: 19, arbitrary: id.map((value) => ({ id: value })) });
+    await fc.assert(
+      fc.asyncProperty(pathParameters, async (path) => {
+        await expectJson4xx(await getRun(apiEvent({ httpMethod: 'GET', pathParameters: path }), context()), `getRun ${JSON.stringify(path)}`);
+      }),
+      { numRuns: RUNS },
+    );
 
-      const badJob = r.next() < 0.5;
-      const job = badJob ? r.pick([r.string(12), '', 'exports', 'EXPORT', 'time_limited']) : r.pick(['export', 'time-limited']);
-      const query = badJob
-        ? r.pick([null, { limit: '5' }])
-        : r.pick([{ limit: r.pick(['0', '101', '-1', '1.5', 'ten', '', '1e2', '0x10', r.string(5)]) }, { status: r.pick(['done', 'QUEUED', '', r.string(6)]) }, { [r.string(6) || 'x']: '1' }]);
-      await expectJson4xx(await listRuns(apiEvent({ httpMethod: 'GET', pathParameters: { job }, queryStringParameters: query }), context()), `listRuns ${job} ${JSON.stringify(query)}`);
-    }
+    const listRuns = handlers.listRuns as ApiHandler;
+    const badJob = fc.record({
+      job: fc.oneof(text(12), fc.constantFrom('', 'exports', 'EXPORT', 'time_limited')).filter((job) => job !== 'export' && job !== 'time-limited'),
+      query: fc.constantFrom<Record<string, string> | null>(null, { limit: '5' }),
+    });
+    const badQuery = fc.record({
+      job: fc.constantFrom('export', 'time-limited'),
+      query: fc.oneof(
+        fc.oneof(fc.constantFrom('0', '101', '-1', '1.5', 'ten', '', '1e2', '0x10'), text(5).filter((t) => !/^\d{1,4}$/.test(t) || Number(t) < 1 || Number(t) > 100)).map((limit) => ({ limit })),
+        fc.oneof(fc.constantFrom('done', 'QUEUED', ''), text(6)).filter((status) => !RUN_STATUSES.includes(status as RunStatus)).map((status) => ({ status })),
+        text(6).filter((name) => name !== 'status' && name !== 'limit').map((name) => ({ [name || 'x']: '1' })),
+      ),
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(badJob, badQuery), async ({ job, query }) => {
+        await expectJson4xx(
+          await listRuns(apiEvent({ httpMethod: 'GET', pathParameters: { job }, queryStringParameters: query }), context()),
+          `listRuns ${JSON.stringify(job)} ${JSON.stringify(query)}`,
+        );
+      }),
+      { numRuns: RUNS },
+    );
   });
 
   it('the workers refuse every malformed event with a clear error, before touching data', async () => {
-    const r = random(99);
+    const event = fc.oneof(
+      text(20).map((t) => t || 'x'),
+      fc.integer({ min: 0, max: 999 }),
+      fc.array(text(5), { minLength: 1, maxLength: 3 }),
+      text(36).map((runId) => ({ runId })),
+      uuid.map((runId) => ({ runId })), // a run nobody recorded
+      uuid.map((runId) => ({ runId, schemas: ['crm'] })),
+      fc.constantFrom<unknown>('http', 'manual', 'SCHEDULE', 1, null).map((trigger) => ({ trigger })),
+      fc.constant({ trigger: 'schedule', extra: true }),
+      fc.constantFrom<unknown>('crm', [], [1], ['public'], ['crm', 'crm']).map((schemas) => ({ schemas })),
+      fc.tuple(fc.constantFrom('schema', 'force', 'days'), text(4)).map(([field, value]) => ({ [field]: value })),
+    );
     for (const name of ['exportWorker', 'timeLimitedWorker']) {
       const handler = handlers[name] as WorkerHandler;
-      for (let i = 0; i < ROUNDS; i += 1) {
-        const event = r.pick<() => unknown>([
-          () => r.string(20) || 'x',
-          () => r.int(1000),
-          () => [r.string(5)],
-          () => ({ runId: r.string(36) }),
-          () => ({ runId: crypto.randomUUID() }), // a run nobody recorded
-          () => ({ runId: crypto.randomUUID(), schemas: ['crm'] }),
-          () => ({ trigger: r.pick(['http', 'manual', 'SCHEDULE', 1, null]) }),
-          () => ({ trigger: 'schedule', extra: true }),
-          () => ({ schemas: r.pick<unknown>(['crm', [], [1], ['public'], ['crm', 'crm']]) }),
-          () => ({ [r.pick(['schema', 'force', 'days'])]: r.string(4) }),
-        ])();
-        await expect(handler(event, context()), `${name} ${JSON.stringify(event)}`).rejects.toThrow(/.{10,}/);
-      }
+      await fc.assert(
+        fc.asyncProperty(event, async (e) => {
+          await expect(handler(e, context()), `${name} ${JSON.stringify(e)}`).rejects.toThrow(/.{10,}/);
+        }),
+        { numRuns: RUNS },
+      );
     }
   });
 
   it('the schema worker refuses every malformed step event, and a step nobody recorded', async () => {
-    const r = random(10);
     const handler = handlers.exportSchemaWorker as WorkerHandler;
-    for (let i = 0; i < ROUNDS; i += 1) {
-      const event = r.pick<() => unknown>([
-        () => r.string(20) || 'x',
-        () => null,
-        () => [r.string(5)],
-        () => ({ runId: crypto.randomUUID() }),
-        () => ({ runId: r.string(36), step: 'crm' }),
-        () => ({ runId: crypto.randomUUID(), step: r.pick<unknown>(['', 1, null, ['crm']]) }),
-        () => ({ runId: crypto.randomUUID(), step: 'crm', schemas: ['crm'] }),
-        () => ({ runId: crypto.randomUUID(), step: 'crm' }), // a step nobody recorded
-        () => ({ trigger: 'schedule' }),
-      ])();
-      await expect(handler(event, context()), `exportSchemaWorker ${JSON.stringify(event)}`).rejects.toThrow(/.{10,}/);
-    }
+    const event = fc.oneof(
+      text(20).map((t) => t || 'x'),
+      fc.constant(null),
+      fc.array(text(5), { minLength: 1, maxLength: 3 }),
+      uuid.map((runId) => ({ runId })),
+      text(36).map((runId) => ({ runId, step: 'crm' })),
+      fc.tuple(uuid, fc.constantFrom<unknown>('', 1, null, ['crm'])).map(([runId, step]) => ({ runId, step })),
+      uuid.map((runId) => ({ runId, step: 'crm', schemas: ['crm'] })),
+      uuid.map((runId) => ({ runId, step: 'crm' })), // a step nobody recorded
+      fc.constant({ trigger: 'schedule' }),
+    );
+    await fc.assert(
+      fc.asyncProperty(event, async (e) => {
+        await expect(handler(e, context()), `exportSchemaWorker ${JSON.stringify(e)}`).rejects.toThrow(/.{10,}/);
+      }),
+      { numRuns: RUNS },
+    );
   });
 
   it('left nothing behind: no run, no upload, no workflow row, no unhandled rejection', async () => {

@@ -10,11 +10,10 @@ import type { Job } from '../../lib/jobs/job';
 import { runJobWorker } from '../../lib/jobs/run-job-worker';
 import { createTimeLimitedJob } from '../../lib/jobs/time-limited-job';
 import { WorkerEventError } from '../../lib/jobs/worker-event';
-import { migrateDatabase } from '../../lib/runs/migrate-database';
 import { createRunLedger } from '../../lib/runs/run-ledger';
 import type { RunLedger } from '../../lib/runs/run-ledger';
-import { seedSampleDatabase } from '../../lib/sample-database/seed-sample-database';
-import { createTestDatabase } from '../support/database';
+import { seedSampleDatabase } from '../../scripts/sample-database/seed-sample-database';
+import { createMigratedTestDatabase } from '../support/database';
 import type { TestDatabase } from '../support/database';
 import { startTestS3 } from '../support/s3';
 import type { TestS3 } from '../support/s3';
@@ -28,8 +27,7 @@ let db: TestDatabase;
 let ledger: RunLedger;
 
 beforeEach(async () => {
-  db = await createTestDatabase();
-  await migrateDatabase(db.url);
+  db = await createMigratedTestDatabase();
   ledger = createRunLedger(db.sql);
 });
 

@@ -1,7 +1,10 @@
+import { spawnSync } from 'node:child_process';
+import { resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { migrateDatabase } from '../../lib/runs/migrate-database';
-import { createRunLedger, LedgerNotMigratedError } from '../../lib/runs/run-ledger';
-import { createTestDatabase } from '../support/database';
+import { migrateDatabase } from '../../scripts/migrate-database';
+import { LedgerNotMigratedError } from '../../lib/runs/run-errors';
+import { createRunLedger } from '../../lib/runs/run-ledger';
+import { createMigratedTestDatabase, createTestDatabase } from '../support/database';
 import type { TestDatabase } from '../support/database';
 
 let db: TestDatabase | undefined;
@@ -59,8 +62,7 @@ describe('migrateDatabase', () => {
   });
 
   it('creates jobs.run_steps: one step per schema of a run, gone with its run', async () => {
-    db = await createTestDatabase();
-    await migrateDatabase(db.url);
+    db = await createMigratedTestDatabase();
     const { sql } = db;
 
     const columns = await sql<{ name: string; type: string; nullable: string }[]>`
@@ -105,8 +107,7 @@ describe('migrateDatabase', () => {
   });
 
   it('refuses values outside the vocabularies', async () => {
-    db = await createTestDatabase();
-    await migrateDatabase(db.url);
+    db = await createMigratedTestDatabase();
     const { sql } = db;
 
     const [ok] = await sql<{ params: unknown; attempts: number; status: string }[]>`
@@ -153,5 +154,27 @@ describe('migrateDatabase', () => {
     const applied = await appliedMigrations(db);
     expect(new Set(applied.map((m) => m.name)).size).toBe(applied.length);
     expect(applied.length).toBeGreaterThan(0);
+  });
+});
+
+describe('npm run migrate', () => {
+  /** The command's log lines (the Powertools logger writes JSON, one object a line). */
+  function migrate(databaseUrl: string): string[] {
+    const result = spawnSync(resolve(import.meta.dirname, '../../node_modules/.bin/tsx'), ['scripts/migrate.ts'], {
+      cwd: resolve(import.meta.dirname, '../..'),
+      env: { ...process.env, DATABASE_URL: databaseUrl },
+      encoding: 'utf8',
+    });
+    expect(result.status, result.stderr).toBe(0);
+    return `${result.stdout}${result.stderr}`
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => (JSON.parse(line) as { message: string }).message);
+  }
+
+  it('says once what it did: the migrations it applied, then on a second run that there was nothing to do', async () => {
+    db = await createTestDatabase();
+    expect(migrate(db.url)).toEqual(['Database migrated']);
+    expect(migrate(db.url)).toEqual(['No migrations to apply: the database is up to date']);
   });
 });

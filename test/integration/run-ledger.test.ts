@@ -1,9 +1,9 @@
 import postgres from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { migrateDatabase } from '../../lib/runs/migrate-database';
-import { ActiveRunError, createRunLedger, QUEUED_RUN_EXPIRY_SECONDS, RunNotFoundError, RunStateError } from '../../lib/runs/run-ledger';
+import { ActiveRunError, RunNotFoundError, RunStateError } from '../../lib/runs/run-errors';
+import { createRunLedger, QUEUED_RUN_EXPIRY_SECONDS } from '../../lib/runs/run-ledger';
 import type { JobName, RunLedger, RunStatus } from '../../lib/runs/run-ledger';
-import { createTestDatabase } from '../support/database';
+import { createMigratedTestDatabase } from '../support/database';
 import type { TestDatabase } from '../support/database';
 
 // One database for the file; every test starts from an empty jobs.runs.
@@ -11,8 +11,7 @@ let db: TestDatabase;
 let ledger: RunLedger;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await migrateDatabase(db.url);
+  db = await createMigratedTestDatabase();
   ledger = createRunLedger(db.sql);
 });
 

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { logger } from '../../lib/logger';
-import { SAMPLE_SCHEMAS, seedSampleDatabase } from '../../lib/sample-database/seed-sample-database';
+import { DEFAULT_EXPORT_SCHEMAS } from '../../lib/config';
+import { seedSampleDatabase } from '../../scripts/sample-database/seed-sample-database';
 import { addTimeLimitedWorkflows } from '../../lib/time-limited/add-time-limited-workflows';
 import { createTestDatabase } from '../support/database';
 import type { TestDatabase } from '../support/database';
@@ -15,7 +16,7 @@ afterEach(async () => {
 async function tablesBySchema(sql: TestDatabase['sql']) {
   return sql<{ table_schema: string; table_name: string; table_type: string }[]>`
     SELECT table_schema, table_name, table_type FROM information_schema.tables
-    WHERE table_schema IN ${sql([...SAMPLE_SCHEMAS])} ORDER BY table_schema, table_name
+    WHERE table_schema IN ${sql([...DEFAULT_EXPORT_SCHEMAS])} ORDER BY table_schema, table_name
   `;
 }
 
@@ -28,7 +29,7 @@ describe('seedSampleDatabase', () => {
     expect(performance.now() - started).toBeLessThan(2000);
 
     const tables = await tablesBySchema(db.sql);
-    expect(new Set(tables.map((t) => t.table_schema))).toEqual(new Set(SAMPLE_SCHEMAS));
+    expect(new Set(tables.map((t) => t.table_schema))).toEqual(new Set(DEFAULT_EXPORT_SCHEMAS));
     expect(tables.filter((t) => t.table_type === 'VIEW')).toHaveLength(1);
     expect(tables.filter((t) => t.table_schema === 'water' && t.table_type === 'BASE TABLE').map((t) => t.table_name)).toEqual([
       'charge_elements',

@@ -5,7 +5,7 @@
 import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { logger } from '../../lib/logger';
-import { createWaterTables } from '../../lib/sample-database/water-tables';
+import { createWaterTables } from '../../scripts/sample-database/water-tables';
 import { addTimeLimitedWorkflows, TIME_LIMITED_LOCK_KEY } from '../../lib/time-limited/add-time-limited-workflows';
 import { createTestDatabase } from '../support/database';
 import type { TestDatabase } from '../support/database';

@@ -1,7 +1,7 @@
 /** Builds licences for the time-limited tests: each spec field defaults to "qualifies". */
 import { randomUUID } from 'node:crypto';
 import type { Sql } from 'postgres';
-import { addDays } from '../../lib/time-limited/calendar-date';
+import { addDays } from '../../lib/calendar-date';
 
 /** Tests run "at" this instant: noon UTC, which is 13:00 BST, so London's date is the same. */
 export const NOW = new Date('2026-06-10T12:00:00Z');

@@ -3,7 +3,7 @@
  * Each test writes only the licence(s) it is about, so it fails if that one rule is broken.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createWaterTables } from '../../lib/sample-database/water-tables';
+import { createWaterTables } from '../../scripts/sample-database/water-tables';
 import { addTimeLimitedWorkflows } from '../../lib/time-limited/add-time-limited-workflows';
 import { createTestDatabase } from '../support/database';
 import type { TestDatabase } from '../support/database';

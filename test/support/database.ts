@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import type { Sql } from 'postgres';
+import { migrateDatabase } from '../../scripts/migrate-database';
 
 /** Server-level connection used only to create and drop the throwaway test databases. */
 export const adminUrl = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -41,4 +42,19 @@ export async function createTestDatabase(prefix = 'waj_test'): Promise<TestDatab
       }
     },
   };
+}
+
+/**
+ * A database of its own with the project's migrations applied (jobs.runs, jobs.run_steps), as
+ * `npm run migrate` leaves it; dropped again if migrating fails.
+ */
+export async function createMigratedTestDatabase(prefix?: string): Promise<TestDatabase> {
+  const db = await createTestDatabase(prefix);
+  try {
+    await migrateDatabase(db.url);
+    return db;
+  } catch (error) {
+    await db.drop();
+    throw error;
+  }
 }

@@ -1,6 +1,5 @@
-import { migrateDatabase } from '../../lib/runs/migrate-database';
-import { seedSampleDatabase } from '../../lib/sample-database/seed-sample-database';
-import { createTestDatabase } from './database';
+import { seedSampleDatabase } from '../../scripts/sample-database/seed-sample-database';
+import { createMigratedTestDatabase } from './database';
 import type { TestDatabase } from './database';
 import { startTestS3 } from './s3';
 import type { TestS3 } from './s3';
@@ -15,9 +14,8 @@ export interface SampleEnvironment {
 }
 
 export async function startSampleEnvironment(): Promise<SampleEnvironment> {
-  const db = await createTestDatabase();
+  const db = await createMigratedTestDatabase();
   try {
-    await migrateDatabase(db.url);
     await seedSampleDatabase(db.sql);
     const s3 = await startTestS3();
     const bucket = await s3.createBucket();

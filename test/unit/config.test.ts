@@ -6,6 +6,9 @@ import {
   readStepDispatchSettings,
   readExportSettings,
   readTimeLimitedSettings,
+  runsInAws,
+  runsOffline,
+  runsUnderInvokeLocal,
 } from '../../lib/config';
 
 describe('readExportSettings', () => {
@@ -122,5 +125,17 @@ describe('readDispatchSettings', () => {
 
   it('names JOB_DISPATCH when it is neither mode', () => {
     expect(() => readDispatchSettings({ JOB_DISPATCH: 'queue' }, 'X')).toThrow(/JOB_DISPATCH/);
+  });
+});
+
+describe('where the process runs', () => {
+  it('tells AWS from the two emulators, which set AWS_LAMBDA_FUNCTION_NAME too', () => {
+    const lambda = { AWS_LAMBDA_FUNCTION_NAME: 'svc-dev-exportWorker' };
+    expect([runsInAws(lambda), runsOffline(lambda), runsUnderInvokeLocal(lambda)]).toEqual([true, false, false]);
+    const offline = { ...lambda, IS_OFFLINE: 'true' };
+    expect([runsInAws(offline), runsOffline(offline), runsUnderInvokeLocal(offline)]).toEqual([false, true, false]);
+    const invokeLocal = { ...lambda, IS_LOCAL: 'true' };
+    expect([runsInAws(invokeLocal), runsOffline(invokeLocal), runsUnderInvokeLocal(invokeLocal)]).toEqual([false, false, true]);
+    expect([runsInAws({}), runsOffline({}), runsUnderInvokeLocal({})]).toEqual([false, false, false]);
   });
 });

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_EXPORT_SCHEMAS } from '../../lib/config';
 import { parseExportParams } from '../../lib/jobs/export-job';
 import { InvalidParamsError } from '../../lib/jobs/job-params';
 
-const configured = ['water', 'returns', 'crm', 'crm_v2', 'idm', 'permit'];
+const configured = [...DEFAULT_EXPORT_SCHEMAS];
 
 describe('parseExportParams', () => {
   it('exports every configured schema when nothing narrows it', () => {

@@ -3,8 +3,9 @@ import { handleStartJobRequest } from '../../lib/jobs/handle-start-job-request';
 import type { StartJobEvent } from '../../lib/jobs/handle-start-job-request';
 import type { Job } from '../../lib/jobs/job';
 import { parseExportParams } from '../../lib/jobs/export-job';
-import { ActiveRunError } from '../../lib/runs/run-ledger';
+import { ActiveRunError } from '../../lib/runs/run-errors';
 import type { Run, RunLedger } from '../../lib/runs/run-ledger';
+import { fakeRunLedger } from '../support/fakes';
 
 const runId = '5a0c1d9e-1111-4c8e-9d67-2f1b2f5f6c11';
 const otherRunId = '5a0c1d9e-2222-4c8e-9d67-2f1b2f5f6c11';
@@ -15,21 +16,13 @@ const job: Job = {
   run: async () => ({}),
 };
 
+/** A ledger that records the run and its failure; what else a test needs, it gives. */
 function fakeLedger(overrides: Partial<RunLedger> = {}): RunLedger {
-  const notUsed = () => {
-    throw new Error('not used in this test');
-  };
-  return {
+  return fakeRunLedger({
     enqueue: vi.fn(async () => ({ id: runId }) as Run),
     fail: vi.fn(async () => ({ id: runId, status: 'failed' }) as Run),
-    recordSkipped: notUsed,
-    claim: notUsed,
-    reportProgress: notUsed,
-    succeed: notUsed,
-    get: notUsed,
-    list: notUsed,
     ...overrides,
-  } as RunLedger;
+  });
 }
 
 function post(body: string | null, headers: Record<string, string> = { 'Content-Type': 'application/json' }): StartJobEvent {

@@ -1,42 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { logger } from '../../lib/logger';
 import { createProgressReporter } from '../../lib/runs/progress-reporter';
+import { fakeLedgerHoldingProgress } from '../support/fakes';
 
 const RUN_ID = '3f1c2a9e-8d4b-4e5f-9a6b-7c8d9e0f1a2b';
-
-/** A ledger whose writes stay open until the test settles them, so overlap can be seen. */
-function fakeLedger() {
-  const writes: { runId: string; progress: unknown; settle(error?: Error): void }[] = [];
-  let open = 0;
-  let maxOpen = 0;
-  return {
-    writes,
-    get maxOpen() {
-      return maxOpen;
-    },
-    values: () => writes.map((w) => w.progress),
-    reportProgress: vi.fn(
-      (runId: string, progress: unknown) =>
-        new Promise<void>((resolve, reject) => {
-          open += 1;
-          maxOpen = Math.max(maxOpen, open);
-          writes.push({
-            runId,
-            progress,
-            settle(error) {
-              open -= 1;
-              if (error) reject(error);
-              else resolve();
-            },
-          });
-        }),
-    ),
-    /** Settles every open write. */
-    settleAll() {
-      for (const w of writes) w.settle();
-    },
-  };
-}
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -49,7 +16,7 @@ afterEach(() => {
 
 describe('createProgressReporter', () => {
   it('writes the first report at once, for the right run', () => {
-    const ledger = fakeLedger();
+    const ledger = fakeLedgerHoldingProgress();
     const reporter = createProgressReporter(ledger, RUN_ID, { minIntervalMs: 5000 });
 
     reporter.report({ tables: 1 });
@@ -59,7 +26,7 @@ describe('createProgressReporter', () => {
   });
 
   it('writes at most once per interval, and only the latest value', async () => {
-    const ledger = fakeLedger();
+    const ledger = fakeLedgerHoldingProgress();
     const reporter = createProgressReporter(ledger, RUN_ID, { minIntervalMs: 5000 });
 
     reporter.report(1);
@@ -79,7 +46,7 @@ describe('createProgressReporter', () => {
   });
 
   it('never writes twice at once: a slow write holds back the next one until it ends', async () => {
-    const ledger = fakeLedger();
+    const ledger = fakeLedgerHoldingProgress();
     const reporter = createProgressReporter(ledger, RUN_ID, { minIntervalMs: 100 });
 
     reporter.report('a');
@@ -94,7 +61,7 @@ describe('createProgressReporter', () => {
   });
 
   it('flush writes the pending value without waiting for the interval', async () => {
-    const ledger = fakeLedger();
+    const ledger = fakeLedgerHoldingProgress();
     const reporter = createProgressReporter(ledger, RUN_ID, { minIntervalMs: 5000 });
     reporter.report(1);
     ledger.writes[0]!.settle();
@@ -112,7 +79,7 @@ describe('createProgressReporter', () => {
   });
 
   it('flush waits for the write under way, then writes the last value', async () => {
-    const ledger = fakeLedger();
+    const ledger = fakeLedgerHoldingProgress();
     const reporter = createProgressReporter(ledger, RUN_ID, { minIntervalMs: 5000 });
     reporter.report(1);
     reporter.report(2);
@@ -137,7 +104,7 @@ describe('createProgressReporter', () => {
   });
 
   it('flush with nothing pending resolves at once and writes nothing', async () => {
-    const ledger = fakeLedger();
+    const ledger = fakeLedgerHoldingProgress();
     const reporter = createProgressReporter(ledger, RUN_ID);
     await reporter.flush();
     expect(ledger.reportProgress).not.toHaveBeenCalled();
@@ -145,7 +112,7 @@ describe('createProgressReporter', () => {
 
   it('logs a failed write and carries on: the next value is still written, flush does not reject', async () => {
     const warn = vi.spyOn(logger, 'warn').mockImplementation(() => {});
-    const ledger = fakeLedger();
+    const ledger = fakeLedgerHoldingProgress();
     const reporter = createProgressReporter(ledger, RUN_ID, { minIntervalMs: 1000 });
 
     reporter.report(1);
@@ -176,7 +143,7 @@ describe('createProgressReporter', () => {
   });
 
   it('waits 5 seconds between writes by default', async () => {
-    const ledger = fakeLedger();
+    const ledger = fakeLedgerHoldingProgress();
     const reporter = createProgressReporter(ledger, RUN_ID);
     reporter.report(1);
     ledger.writes[0]!.settle();

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { formatDayPlan, jobNameOf, planDay, readSchedules } from '../../lib/schedule/day-of-jobs';
-import type { ResolvedServerlessConfig } from '../../lib/schedule/day-of-jobs';
+import { jobNameOf, readSchedules } from '../../lib/schedule/declared-schedules';
+import type { ResolvedServerlessConfig } from '../../lib/schedule/declared-schedules';
+import { formatDayPlan, planDay } from '../../scripts/day-of-jobs';
 
 /** What `sls print --format json` gives for the schedules serverless.yml declares (a fixture copy). */
 const RESOLVED: ResolvedServerlessConfig = {

@@ -1,35 +1,9 @@
-import { JOB_NAMES, RUN_STATUSES } from './run';
-import type { JobName, RunStatus } from './run';
-
-export const DEFAULT_LIST_LIMIT = 20;
-export const MAX_LIST_LIMIT = 100;
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** A uuid in its canonical hyphenated form (any version), the only form the routes accept. */
-export function isUuid(value: string): boolean {
-  return UUID.test(value);
-}
-
-export function isJobName(value: string): value is JobName {
-  return (JOB_NAMES as readonly string[]).includes(value);
-}
-
-export function isRunStatus(value: string): value is RunStatus {
-  return (RUN_STATUSES as readonly string[]).includes(value);
-}
+import { DEFAULT_LIST_LIMIT, isListLimit, isRunStatus, MAX_LIST_LIMIT, RUN_STATUSES } from '../runs/run';
+import type { RunStatus } from '../runs/run';
 
 /** A query parameter of GET /jobs/{job}/runs that cannot be used; its message is safe to show the caller. */
 export class ListRunsQueryError extends RangeError {
   override readonly name = 'ListRunsQueryError';
-}
-
-/** Checks a page size for listing runs: a whole number from 1 to MAX_LIST_LIMIT. */
-export function checkListLimit(limit: number): number {
-  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
-    throw new ListRunsQueryError(`limit must be a whole number from 1 to ${MAX_LIST_LIMIT}, not ${limit}`);
-  }
-  return limit;
 }
 
 const LIST_PARAMETERS = ['status', 'limit'];
@@ -60,10 +34,10 @@ export function parseListRunsQuery(query: Record<string, string | undefined> | n
   let limit = DEFAULT_LIST_LIMIT;
   if (values.limit !== undefined) {
     // Digits only: Number() would also take '', ' 5', '1e2' and '0x10'.
-    if (!/^\d{1,4}$/.test(values.limit)) {
+    if (!/^\d{1,4}$/.test(values.limit) || !isListLimit(Number(values.limit))) {
       throw new ListRunsQueryError(`limit must be a whole number from 1 to ${MAX_LIST_LIMIT}, not ${JSON.stringify(values.limit)}`);
     }
-    limit = checkListLimit(Number(values.limit));
+    limit = Number(values.limit);
   }
 
   return status === undefined ? { limit } : { status, limit };

@@ -3,7 +3,7 @@
  * process runs in. This file puts its own process in New York time first and checks that took.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { addDays, calendarDateIn } from '../../lib/time-limited/calendar-date';
+import { addDays, calendarDateIn } from '../../lib/calendar-date';
 
 const previousTz = process.env.TZ;
 // Node resets its zone cache when TZ is assigned, so this applies from here on in this process.

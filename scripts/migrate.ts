@@ -2,7 +2,7 @@
  * `npm run migrate`: applies pending migrations to the database named by DATABASE_URL.
  * The same settings as the tests and the local run, because all of them go through migrateDatabase.
  */
-import { logger } from '../logger';
+import { logger } from '../lib/logger';
 import { migrateDatabase } from './migrate-database';
 
 const databaseUrl = process.env.DATABASE_URL?.trim();
@@ -11,8 +11,9 @@ if (!databaseUrl) {
   process.exitCode = 1;
 } else {
   try {
-    await migrateDatabase(databaseUrl);
-    logger.info('Migrations are up to date');
+    // migrateDatabase says what it applied; only when it applied nothing is there more to tell.
+    const applied = await migrateDatabase(databaseUrl);
+    if (applied.length === 0) logger.info('No migrations to apply: the database is up to date');
   } catch (error) {
     logger.error('Migration failed', { error: error as Error });
     process.exitCode = 1;

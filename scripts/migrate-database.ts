@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { runner } from 'node-pg-migrate';
-import { logger } from '../logger';
+import { logger } from '../lib/logger';
 
 /** The one schema the project owns; the tool's bookkeeping lives in it too, so nothing else is touched. */
 export const JOBS_SCHEMA = 'jobs';
@@ -12,14 +12,15 @@ export const MIGRATIONS_TABLE = 'pgmigrations';
  */
 export const MIGRATION_LOCK_ID = 6_130_871_245_506_001;
 
-const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations', import.meta.url));
+const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations', import.meta.url));
 
 /**
  * Applies every pending migration in `migrations/` to the database. Safe to call concurrently:
  * callers queue on a PostgreSQL advisory lock, and whoever comes second finds nothing to do.
  * All pending migrations go in one transaction, so a failure leaves the schema as it was.
+ * Returns the names of the migrations it applied (none when the database was up to date).
  */
-export async function migrateDatabase(databaseUrl: string): Promise<void> {
+export async function migrateDatabase(databaseUrl: string): Promise<string[]> {
   const applied = await runner({
     databaseUrl,
     dir: MIGRATIONS_DIR,
@@ -41,5 +42,7 @@ export async function migrateDatabase(databaseUrl: string): Promise<void> {
       error: (message) => logger.error(message),
     },
   });
-  if (applied.length > 0) logger.info('Database migrated', { migrations: applied.map((m) => m.name) });
+  const names = applied.map((m) => m.name);
+  if (names.length > 0) logger.info('Database migrated', { migrations: names });
+  return names;
 }

@@ -1,10 +1,9 @@
 /**
- * "A day of jobs": every schedule declared in serverless.yml (as `sls print` resolves it),
- * expanded into that day's runs in a chosen time zone.
+ * The schedules declared in serverless.yml, read from the resolved configuration (`sls print`) or
+ * from the same fields given to a function's environment (next-run.ts).
  */
-import { cronRunsOnDay, describeRate, parseScheduleExpression, ScheduleExpressionError } from './schedule-expression';
+import { parseScheduleExpression, ScheduleExpressionError } from './schedule-expression';
 import type { ScheduleExpression } from './schedule-expression';
-import { clockTimeIn } from './zoned-time';
 
 /** The parts of the resolved serverless configuration this reads (the rest is ignored). */
 export interface ResolvedServerlessConfig {
@@ -90,76 +89,4 @@ export function readSchedules(config: ResolvedServerlessConfig): DeclaredSchedul
     }
   }
   return schedules;
-}
-
-export interface PlannedRun {
-  at: Date;
-  /** 'HH:MM' in the day's zone, and that zone's short name then (BST, GMT, UTC, ...). */
-  time: string;
-  zoneName: string;
-  schedule: DeclaredSchedule;
-}
-
-export interface DayPlan {
-  day: string;
-  timeZone: string;
-  runs: PlannedRun[];
-  /**
-   * rate(...) schedules. They count from when the schedule was created (deployment), which the
-   * configuration cannot tell, so they are listed as "every N unit" rather than expanded.
-   */
-  rates: DeclaredSchedule[];
-}
-
-export function planDay(schedules: DeclaredSchedule[], day: string, timeZone: string): DayPlan {
-  const runs: PlannedRun[] = [];
-  const rates: DeclaredSchedule[] = [];
-  for (const schedule of schedules) {
-    if (schedule.expression.kind === 'rate') {
-      rates.push(schedule);
-      continue;
-    }
-    for (const at of cronRunsOnDay(schedule.expression, schedule.timeZone, day, timeZone)) {
-      runs.push({ at, ...clockTimeIn(timeZone, at), schedule });
-    }
-  }
-  // Time order; at the same minute, by job so the output is stable.
-  runs.sort((a, b) => a.at.getTime() - b.at.getTime() || a.schedule.job.localeCompare(b.schedule.job));
-  return { day, timeZone, runs, rates };
-}
-
-function describeSource(schedule: DeclaredSchedule): string {
-  const where = schedule.method === 'scheduler' ? `EventBridge Scheduler, ${schedule.timeZone}` : 'EventBridge rule, UTC';
-  return `${schedule.expression.expression} (${where})`;
-}
-
-/** A plain-text table of the day's runs, for people. */
-export function formatDayPlan(plan: DayPlan): string {
-  const header = ['TIME', 'JOB', 'FUNCTION', 'SCHEDULE', 'NOTE'];
-  const rows = plan.runs.map((run) => [
-    `${run.time} ${run.zoneName}`,
-    run.schedule.job,
-    run.schedule.functionKey,
-    describeSource(run.schedule),
-    run.schedule.enabled ? '' : 'DISABLED (would run at this time if enabled)',
-  ]);
-  for (const schedule of plan.rates) {
-    rows.push([
-      describeRate(schedule.expression as Extract<ScheduleExpression, { kind: 'rate' }>),
-      schedule.job,
-      schedule.functionKey,
-      `${describeSource(schedule)}, counted from deployment`,
-      schedule.enabled ? '' : 'DISABLED',
-    ]);
-  }
-  const lines = [`Jobs on ${plan.day} (times in ${plan.timeZone})`, ''];
-  if (rows.length === 0) {
-    lines.push('No scheduled runs on this day.');
-    return lines.join('\n');
-  }
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  for (const row of [header, ...rows]) {
-    lines.push(row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());
-  }
-  return lines.join('\n');
 }
