@@ -15,11 +15,10 @@ import { createExportStepWork, createStartSteps } from '../../lib/jobs/export-st
 import { runStepWorker } from '../../lib/jobs/run-step-worker';
 import { runJobWorker } from '../../lib/jobs/run-job-worker';
 import { logger } from '../../lib/logger';
-import { migrateDatabase } from '../../lib/runs/migrate-database';
 import { createRunLedger } from '../../lib/runs/run-ledger';
 import type { RunLedger } from '../../lib/runs/run-ledger';
 import { createStepLedger } from '../../lib/runs/step-ledger';
-import { createTestDatabase } from '../support/database';
+import { createMigratedTestDatabase, createTestDatabase } from '../support/database';
 import type { TestDatabase } from '../support/database';
 import { startEmbeddedPostgres } from '../support/embedded-postgres';
 import type { EmbeddedPostgres } from '../support/embedded-postgres';
@@ -53,8 +52,7 @@ let tmpRoot: string;
 const originalTmpdir = process.env.TMPDIR;
 
 beforeAll(async () => {
-  ledgerDb = await createTestDatabase('waj_export_faults_ledger');
-  await migrateDatabase(ledgerDb.url);
+  ledgerDb = await createMigratedTestDatabase('waj_export_faults_ledger');
   ledger = createRunLedger(ledgerDb.sql);
   source = await createTestDatabase('waj_export_faults');
   await source.sql.unsafe(SEED);
