@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseExportParams } from '../../lib/jobs/export-job';
+import { parseExportParams } from '../../lib/jobs/export-request';
 import { InvalidParamsError } from '../../lib/jobs/job-params';
 
 const configured = ['water', 'returns', 'crm', 'crm_v2', 'idm', 'permit'];
