@@ -1,4 +1,4 @@
-import type { LambdaClient } from '@aws-sdk/client-lambda';
+import type { InvokeCommand as InvokeCommandClass, LambdaClient } from '@aws-sdk/client-lambda';
 import type { DispatchSettings } from '../config';
 
 /** The event an API function hands its worker. */
@@ -31,7 +31,7 @@ export function createLambdaDispatch<Event extends RunEvent = RunEvent>(
   settings: Extract<DispatchSettings, { mode: 'lambda' }>,
   lambda?: Pick<LambdaClient, 'send'>,
 ): Dispatch<Event> {
-  let client: Promise<{ send: LambdaClient['send']; InvokeCommand: typeof import('@aws-sdk/client-lambda').InvokeCommand }> | undefined;
+  let client: Promise<{ send: LambdaClient['send']; InvokeCommand: typeof InvokeCommandClass }> | undefined;
   const load = () =>
     (client ??= (async () => {
       const [{ InvokeCommand }, { createLambdaClient }] = await Promise.all([import('@aws-sdk/client-lambda'), import('../clients/lambda')]);
