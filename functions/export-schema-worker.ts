@@ -2,7 +2,7 @@ import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { createS3Client } from '../lib/clients/s3';
 import { readExportSettings } from '../lib/config';
-import { createFannedOutExport, EXPORT_STEP_ATTEMPTS } from '../lib/jobs/export-steps';
+import { createExportStepWork, EXPORT_STEP_ATTEMPTS } from '../lib/jobs/export-steps';
 import { createStepWorkerFunction } from '../lib/jobs/job-functions';
 import { logger } from '../lib/logger';
 
@@ -11,6 +11,6 @@ const settings = readExportSettings(process.env);
 // In AWS a container runs one invocation at a time, so its /tmp holds no other live step; sls
 // invoke local and sls offline set IS_LOCAL / IS_OFFLINE and share the machine's temp folder.
 const inAws = Boolean(process.env.AWS_LAMBDA_FUNCTION_NAME) && !process.env.IS_OFFLINE && process.env.IS_LOCAL !== 'true';
-const { work } = createFannedOutExport(process.env, settings, createS3Client({ endpoint: settings.s3Endpoint }), { removeLeftovers: inAws });
+const work = createExportStepWork(settings, createS3Client({ endpoint: settings.s3Endpoint }), { removeLeftovers: inAws });
 
 export const handler = middy(createStepWorkerFunction(work, process.env, EXPORT_STEP_ATTEMPTS)).use(injectLambdaContext(logger));
