@@ -1,13 +1,11 @@
 import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { createS3Client } from '../lib/clients/s3';
-import { readExportSettings } from '../lib/config';
-import { createFannedOutExport } from '../lib/jobs/export-steps';
-import { createStartJobFunction } from '../lib/jobs/job-functions';
+import { readExportSchemas } from '../lib/config';
+import { createExportRequest } from '../lib/jobs/export-request';
+import { createStartJobFunction } from '../lib/jobs/start-job-function';
 import { logger } from '../lib/logger';
 
-/** POST /jobs/export — records a run and hands it to exportWorker. */
-const settings = readExportSettings(process.env);
-const { job } = createFannedOutExport(process.env, settings, createS3Client({ endpoint: settings.s3Endpoint }));
+/** POST /jobs/export — records a run and hands it to exportWorker (the request side of the export only). */
+const request = createExportRequest({ schemas: readExportSchemas(process.env) });
 
-export const handler = middy(createStartJobFunction(job, process.env, 'EXPORT_WORKER_FUNCTION')).use(injectLambdaContext(logger));
+export const handler = middy(createStartJobFunction(request, process.env, 'EXPORT_WORKER_FUNCTION')).use(injectLambdaContext(logger));

@@ -2,7 +2,7 @@ import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { createS3Client } from '../lib/clients/s3';
 import { readExportSettings, runsInAws } from '../lib/config';
-import { createFannedOutExport, EXPORT_STEP_ATTEMPTS } from '../lib/jobs/export-steps';
+import { createExportStepWork, EXPORT_STEP_ATTEMPTS } from '../lib/jobs/export-steps';
 import { createStepWorkerFunction } from '../lib/jobs/job-functions';
 import { logger } from '../lib/logger';
 
@@ -10,8 +10,6 @@ import { logger } from '../lib/logger';
 const settings = readExportSettings(process.env);
 // In AWS a container runs one invocation at a time, so its /tmp holds no other live step; sls
 // invoke local and sls offline set IS_LOCAL / IS_OFFLINE and share the machine's temp folder.
-const { work } = createFannedOutExport(process.env, settings, createS3Client({ endpoint: settings.s3Endpoint }), {
-  removeLeftovers: runsInAws(process.env),
-});
+const work = createExportStepWork(settings, createS3Client({ endpoint: settings.s3Endpoint }), { removeLeftovers: runsInAws(process.env) });
 
 export const handler = middy(createStepWorkerFunction(work, process.env, EXPORT_STEP_ATTEMPTS)).use(injectLambdaContext(logger));

@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import postgres from 'postgres';
 import type { Sql } from 'postgres';
-import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { DatabaseSettings } from '../config';
 import { logger } from '../logger';
 
@@ -27,9 +27,12 @@ export function connectDatabase(url: string): Sql {
  * Reads the connection string from SSM Parameter Store (SecureString, decrypted). A failure names
  * the parameter and the settings involved: locally it usually means DATABASE_URL is not set.
  */
-export async function readDatabaseUrlParameter(name: string, ssm: Pick<SSMClient, 'send'> = new SSMClient({})): Promise<string> {
+export async function readDatabaseUrlParameter(name: string, ssm?: Pick<SSMClient, 'send'>): Promise<string> {
   let value: string | undefined;
   try {
+    // Loaded only here: with DATABASE_URL set (locally) no function loads the SSM client at all.
+    const { GetParameterCommand, SSMClient } = await import('@aws-sdk/client-ssm');
+    ssm ??= new SSMClient({});
     const { Parameter } = await ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }));
     value = Parameter?.Value;
   } catch (error) {

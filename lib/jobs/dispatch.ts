@@ -1,9 +1,5 @@
-import { InvokeCommand } from '@aws-sdk/client-lambda';
-import type { LambdaClient } from '@aws-sdk/client-lambda';
+import type { InvokeCommand as InvokeCommandClass, LambdaClient } from '@aws-sdk/client-lambda';
 import type { DispatchSettings } from '../config';
-import { createLambdaClient } from '../clients/lambda';
-import { logger } from '../logger';
-import { isFailureRecordedOnRun } from './failure-recorded-on-run';
 
 /** The event an API function hands its worker. */
 export interface RunEvent {
@@ -25,33 +21,28 @@ export class DispatchError extends Error {
 }
 
 /**
- * `lambda`: an asynchronous Lambda invoke (`InvocationType: 'Event'`), which returns once Lambda
- * has queued the event, so the API can answer at once and the worker runs on after it.
- * `inline`: runs the worker in this process and awaits it (local use and tests). A job that
- * fails inline has recorded its failure on the run itself, so the hand-over still succeeded; a
- * worker that fails before taking the run (e.g. no database) rejects as a failed hand-over.
+ * An asynchronous Lambda invoke (`InvocationType: 'Event'`), which returns once Lambda has queued
+ * the event, so the API can answer at once and the worker runs on after it. The Lambda client is
+ * loaded on the first hand-over, not at cold start: @aws-sdk/client-lambda alone takes about 60 ms
+ * to load here, and an API request that is refused (400, 405, 409) never needs it.
+ * (In-process hand-over, for local use and tests, is lib/jobs/inline-dispatch.ts.)
  */
-export function createDispatch<Event extends RunEvent = RunEvent>(
-  settings: DispatchSettings,
-  runInline: (event: Event) => Promise<unknown>,
-  lambda: LambdaClient | undefined = settings.mode === 'lambda' ? createLambdaClient(settings.endpoint) : undefined,
+export function createLambdaDispatch<Event extends RunEvent = RunEvent>(
+  settings: Extract<DispatchSettings, { mode: 'lambda' }>,
+  lambda?: Pick<LambdaClient, 'send'>,
 ): Dispatch<Event> {
-  if (settings.mode === 'inline') {
-    return async (event) => {
-      try {
-        await runInline(event);
-      } catch (error) {
-        // Failed before taking the run (bad event, no database): the work was not handed over.
-        if (!isFailureRecordedOnRun(error)) throw new DispatchError(`The inline worker did not take the run: ${(error as Error).message}`);
-        logger.error('Inline worker failed; the run records the cause', { runId: event.runId, event: JSON.stringify(event), error: error as Error });
-      }
-    };
-  }
-  const client = lambda ?? createLambdaClient(settings.endpoint);
+  let client: Promise<{ send: LambdaClient['send']; InvokeCommand: typeof InvokeCommandClass }> | undefined;
+  const load = () =>
+    (client ??= (async () => {
+      const [{ InvokeCommand }, { createLambdaClient }] = await Promise.all([import('@aws-sdk/client-lambda'), import('../clients/lambda')]);
+      const sender = lambda ?? createLambdaClient(settings.endpoint);
+      return { send: sender.send.bind(sender) as LambdaClient['send'], InvokeCommand };
+    })());
   return async (event) => {
     let statusCode: number | undefined;
     try {
-      ({ StatusCode: statusCode } = await client.send(
+      const { send, InvokeCommand } = await load();
+      ({ StatusCode: statusCode } = await send(
         new InvokeCommand({
           FunctionName: settings.functionName,
           InvocationType: 'Event',

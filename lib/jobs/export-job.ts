@@ -6,31 +6,8 @@ import type { StepEvent } from './dispatch';
 import { STEPS_CLOSE_THE_RUN } from './job';
 import { recordRunClosed } from './run-step-worker';
 import type { Job } from './job';
-import { InvalidParamsError, rejectUnknownFields } from './job-params';
-
-export interface ExportParams extends Record<string, unknown> {
-  /** A subset of the configured schemas, e.g. to re-run one that failed. */
-  schemas?: string[];
-}
-
-export function parseExportParams(input: Record<string, unknown> | undefined, configured: readonly string[]): ExportParams {
-  if (input === undefined) return {};
-  rejectUnknownFields(input, ['schemas']);
-  if (!('schemas' in input)) return {};
-  const { schemas } = input;
-  if (!Array.isArray(schemas) || schemas.length === 0 || !schemas.every((s): s is string => typeof s === 'string')) {
-    throw new InvalidParamsError('"schemas" must be a non-empty list of schema names');
-  }
-  const unknown = schemas.filter((s) => !configured.includes(s));
-  if (unknown.length > 0) {
-    throw new InvalidParamsError(
-      `"schemas" names ${unknown.map((s) => JSON.stringify(s)).join(', ')}, not among the exported schemas: ${configured.join(', ')}`,
-    );
-  }
-  if (new Set(schemas).size !== schemas.length) throw new InvalidParamsError('"schemas" names a schema twice');
-  // The configured order, whatever order the caller gave.
-  return { schemas: configured.filter((s) => schemas.includes(s)) };
-}
+import { createExportRequest } from './export-request';
+import type { ExportParams } from './export-request';
 
 /**
  * Hands the queued steps of a run to their workers. `lambda`: one asynchronous invocation each;
@@ -47,8 +24,7 @@ export type StartSteps = (steps: readonly StepEvent[]) => Promise<PromiseSettled
  */
 export function createExportJob(settings: Pick<ExportSettings, 'schemas'>, startSteps: StartSteps): Job<ExportParams> {
   return {
-    name: 'export',
-    parseParams: (input) => parseExportParams(input, settings.schemas),
+    ...createExportRequest(settings),
     async run(params, { sql, runId }) {
       const ledger = createStepLedger(sql);
       const steps = await ledger.addSteps(runId, params.schemas ?? settings.schemas);

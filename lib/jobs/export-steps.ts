@@ -7,9 +7,10 @@ import type { DispatchSettings, Env, ExportSettings } from '../config';
 import { exportSchemaToBucket } from '../export/export-database';
 import { RUN_FOLDER_PREFIX, removeLeftoverRunFolders } from '../export/remove-leftover-run-folders';
 import { recordStepMetrics } from '../metrics';
-import { createDispatch } from './dispatch';
+import { createLambdaDispatch } from './dispatch';
 import type { StepEvent } from './dispatch';
 import { createExportJob } from './export-job';
+import { createInlineDispatch } from './inline-dispatch';
 import type { StartSteps } from './export-job';
 import { runStepInline } from './job-functions';
 import type { StepWork } from './run-step-worker';
@@ -59,8 +60,11 @@ export function createExportStepWork(
  * carried out here, `concurrency` at once, resolving when they have all ended.
  */
 export function createStartSteps(settings: DispatchSettings, concurrency: number, runInline: (event: StepEvent) => Promise<unknown>): StartSteps {
-  const dispatch = createDispatch<StepEvent>(settings, runInline);
-  if (settings.mode === 'lambda') return async (steps) => Promise.allSettled(steps.map((step) => dispatch(step)));
+  if (settings.mode === 'lambda') {
+    const invoke = createLambdaDispatch<StepEvent>(settings);
+    return async (steps) => Promise.allSettled(steps.map((step) => invoke(step)));
+  }
+  const dispatch = createInlineDispatch<StepEvent>(runInline);
   return async (steps) => {
     const outcomes: PromiseSettledResult<void>[] = new Array(steps.length);
     let next = 0;

@@ -6,7 +6,7 @@ import { logger } from '../logger';
 import { ActiveRunError } from '../runs/run-errors';
 import type { RunLedger } from '../runs/run-ledger';
 import type { Dispatch } from './dispatch';
-import type { Job } from './job';
+import type { JobRequest } from './job-request';
 import { InvalidParamsError } from './job-params';
 
 export interface StartJobDeps {
@@ -21,7 +21,7 @@ export type StartJobEvent = Pick<APIGatewayProxyEvent, 'httpMethod' | 'body' | '
  * run's location. Never 204 for work that was not handed over: a failed hand-over marks the run
  * failed and answers 503.
  */
-export async function handleStartJobRequest(job: Job, event: StartJobEvent, deps: StartJobDeps): Promise<APIGatewayProxyResult> {
+export async function handleStartJobRequest(job: JobRequest, event: StartJobEvent, deps: StartJobDeps): Promise<APIGatewayProxyResult> {
   try {
     if (event.httpMethod !== 'POST') {
       throw new HttpError(405, `Method ${event.httpMethod} is not allowed on /jobs/${job.name}; use POST`, {}, { Allow: 'POST' });
@@ -40,7 +40,7 @@ export async function handleStartJobRequest(job: Job, event: StartJobEvent, deps
       runId = (await ledger.enqueue(job.name, 'http', params)).id;
     } catch (error) {
       if (error instanceof ActiveRunError) {
-        throw new HttpError(409, `A ${job.name} run is already queued or running`, {
+        throw new HttpError(409, `${/^[aeiou]/.test(job.name) ? 'An' : 'A'} ${job.name} run is already queued or running`, {
           activeRunId: error.activeRunId,
           location: `/jobs/runs/${error.activeRunId}`,
         });

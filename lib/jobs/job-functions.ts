@@ -1,17 +1,18 @@
-import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import type { Context } from 'aws-lambda';
 import { closeDatabase, connectDatabase, getDatabase, readDatabaseUrlParameter } from '../clients/database';
-import { readDatabaseSettings, readDispatchSettings } from '../config';
+import { readDatabaseSettings } from '../config';
 import type { DatabaseSettings, Env } from '../config';
 import { logger } from '../logger';
 import { createRunLedger } from '../runs/run-ledger';
 import { createStepLedger } from '../runs/step-ledger';
-import { createDispatch } from './dispatch';
-import { handleStartJobRequest } from './handle-start-job-request';
+import type { RunEvent, StepEvent } from './dispatch';
+import { createInlineDispatch } from './inline-dispatch';
 import type { Job } from './job';
 import { parseJobWorkerEvent, runJobWorker } from './run-job-worker';
 import type { WorkerDeps, WorkerOutcome } from './run-job-worker';
 import { parseStepEvent, runStepWorker } from './run-step-worker';
 import type { StepWork, StepWorkerDeps, StepWorkerOutcome } from './run-step-worker';
+import { createStartJobFunction } from './start-job-function';
 
 /** The lease of a run carried out in-process (inline dispatch): as long as a Lambda may run. */
 const INLINE_LEASE_MS = 15 * 60 * 1000;
@@ -22,19 +23,16 @@ async function workerDeps(database: DatabaseSettings): Promise<WorkerDeps> {
 }
 
 /**
- * The API function of one job. Settings are read here, at module load, so a misconfigured
- * function fails at cold start naming the setting.
+ * An API function that runs the worker in this process and awaits it (JOB_DISPATCH=inline's
+ * meaning before the API functions were slimmed): local and test wiring only. The deployed API
+ * functions use createStartJobFunction, whose bundles do not hold the job's code.
  */
-export function createStartJobFunction(job: Job, env: Env, workerFunctionVariable: string) {
+export function createInlineStartJobFunction(job: Job, env: Env) {
   const database = readDatabaseSettings(env);
-  const dispatch = createDispatch(readDispatchSettings(env, workerFunctionVariable), async (event) =>
-    runJobWorker(job, event, { leaseMs: INLINE_LEASE_MS }, await workerDeps(database)),
+  const dispatch = createInlineDispatch(async (event: RunEvent) =>
+    runJobWorker(job, { kind: 'run', runId: event.runId }, { leaseMs: INLINE_LEASE_MS }, await workerDeps(database)),
   );
-  return async (event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> =>
-    handleStartJobRequest(job, event, {
-      getLedger: async () => (await workerDeps(database)).ledger,
-      dispatch,
-    });
+  return createStartJobFunction(job, env, '', dispatch);
 }
 
 export type WorkerResponse = WorkerOutcome | { status: 'failed'; error: string };
@@ -49,9 +47,9 @@ export function createStepWorkerFunction(work: StepWork, env: Env, maxAttempts: 
   const attempts = env.IS_OFFLINE ? 1 : maxAttempts;
   return async (event: unknown, context: Context): Promise<StepWorkerOutcome | { status: 'failed'; error: string }> => {
     try {
-      parseStepEvent(event);
+      const step = parseStepEvent(event);
       return await runStepWorker(
-        event,
+        step,
         work,
         { requestId: context.awsRequestId, leaseMs: context.getRemainingTimeInMillis(), maxAttempts: attempts },
         await stepWorkerDeps(database),
@@ -74,7 +72,7 @@ export function createStepWorkerFunction(work: StepWork, env: Env, maxAttempts: 
  * attempt, and a database client of its own, as each step has its own container in AWS, so steps
  * running side by side never wait on one another's connections.
  */
-export async function runStepInline(work: StepWork, event: unknown, database: DatabaseSettings): Promise<StepWorkerOutcome> {
+export async function runStepInline(work: StepWork, event: StepEvent, database: DatabaseSettings): Promise<StepWorkerOutcome> {
   const sql = connectDatabase(database.url ?? (await readDatabaseUrlParameter(database.urlParameter!)));
   try {
     return await runStepWorker(event, work, { leaseMs: INLINE_LEASE_MS, maxAttempts: 1 }, { sql, steps: createStepLedger(sql) });
@@ -93,11 +91,11 @@ export function createJobWorkerFunction(job: Job, env: Env) {
   const database = readDatabaseSettings(env);
   return async (event: unknown, context: Context): Promise<WorkerResponse> => {
     try {
-      // A malformed event is refused before anything is connected (and so whatever is down).
-      parseJobWorkerEvent(job, event);
+      // Read once, and before anything is connected: a malformed event is refused whatever is down.
+      const request = parseJobWorkerEvent(job, event);
       return await runJobWorker(
         job,
-        event,
+        request,
         { requestId: context.awsRequestId, leaseMs: context.getRemainingTimeInMillis() },
         await workerDeps(database),
       );

@@ -1,5 +1,5 @@
 import type { Sql } from 'postgres';
-import type { JobName } from '../runs/run-ledger';
+import type { JobRequest } from './job-request';
 
 export interface JobContext {
   sql: Sql;
@@ -9,11 +9,8 @@ export interface JobContext {
   reportProgress(progress: unknown): void;
 }
 
-/** What the API and worker functions need to know about one job. */
-export interface Job<Params extends Record<string, unknown> = Record<string, unknown>> {
-  name: JobName;
-  /** Validates a request body or a manual invocation's fields; throws InvalidParamsError. */
-  parseParams(input: Record<string, unknown> | undefined): Params;
+/** A job as its worker carries it out: the request side (JobRequest) and the run. */
+export interface Job<Params extends Record<string, unknown> = Record<string, unknown>> extends JobRequest<Params> {
   /**
    * Does the work; resolves with the result recorded on the run, rejects if the run failed. A job
    * that fanned the run out into steps resolves with STEPS_CLOSE_THE_RUN: the run's last step

@@ -56,12 +56,11 @@ export function parseJobWorkerEvent(job: Job, event: unknown): JobWorkerRequest 
 }
 
 /**
- * One worker invocation: find or record the run, claim it, do the job, record how it ended.
+ * One worker invocation, its event already read (parseJobWorkerEvent): find or record the run, claim it, do the job, record how it ended.
  * Rejects when the job failed (after recording it), so Lambda's retries and on-failure
  * destination see the failure.
  */
-export async function runJobWorker(job: Job, event: unknown, context: WorkerContext, { sql, ledger }: WorkerDeps): Promise<WorkerOutcome> {
-  const request = parseJobWorkerEvent(job, event);
+export async function runJobWorker(job: Job, request: JobWorkerRequest, context: WorkerContext, { sql, ledger }: WorkerDeps): Promise<WorkerOutcome> {
   let runId: string;
   // Lambda retries an asynchronous invocation with the same request id: a scheduled or manual
   // event that already recorded a run resumes that run (or finds it done) rather than add one.

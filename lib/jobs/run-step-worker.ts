@@ -58,12 +58,12 @@ function describe(error: unknown): string {
 }
 
 /**
- * One step invocation: claim the step, do its work, record how it ended; the run's last step
+ * One step invocation, its event already read (parseStepEvent): claim the step, do its work, record how it ended; the run's last step
  * closes the run. Rejects when the work failed (after recording it), so Lambda's retries,
  * on-failure destination and alarms see the failure, as for a run.
  */
-export async function runStepWorker(event: unknown, work: StepWork, context: StepWorkerContext, { sql, steps }: StepWorkerDeps): Promise<StepWorkerOutcome> {
-  const { runId, step: name } = parseStepEvent(event);
+export async function runStepWorker(event: StepEvent, work: StepWork, context: StepWorkerContext, { sql, steps }: StepWorkerDeps): Promise<StepWorkerOutcome> {
+  const { runId, step: name } = event;
   const claim = await steps.claim(runId, name, { leaseMs: context.leaseMs, requestId: context.requestId });
   if (!claim.claimed) {
     if (claim.reason === 'not_found') throw new WorkerEventError(`Run ${runId} has no step ${JSON.stringify(name)}`);

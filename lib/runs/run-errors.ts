@@ -9,7 +9,7 @@ export class ActiveRunError extends Error {
     readonly job: JobName,
     readonly activeRunId: string,
   ) {
-    super(`A ${job} run is already queued or running: ${activeRunId}`);
+    super(`${/^[aeiou]/.test(job) ? 'An' : 'A'} ${job} run is already queued or running: ${activeRunId}`);
   }
 }
 

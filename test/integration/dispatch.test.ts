@@ -2,7 +2,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
-import { createDispatch, DispatchError } from '../../lib/jobs/dispatch';
+import { createLambdaDispatch, DispatchError } from '../../lib/jobs/dispatch';
+import { createInlineDispatch } from '../../lib/jobs/inline-dispatch';
 import { markFailureRecordedOnRun } from '../../lib/jobs/failure-recorded-on-run';
 
 const event = { runId: '0b5f3a52-6f7e-4f53-9a55-3c3f4bfb1d0e' };
@@ -21,7 +22,7 @@ function fakeLambda(answer: () => unknown): LambdaClient & { commands: InvokeCom
 }
 
 describe('inline dispatch', () => {
-  const inline = (runInline: () => Promise<unknown>) => createDispatch({ mode: 'inline' }, runInline);
+  const inline = (runInline: () => Promise<unknown>) => createInlineDispatch(runInline);
 
   it('hands over by running the worker and awaiting it', async () => {
     let ran = 0;
@@ -42,13 +43,10 @@ describe('inline dispatch', () => {
 
 describe('lambda dispatch', () => {
   const settings = { mode: 'lambda', functionName: 'water-abstraction-jobs-dev-exportWorker' } as const;
-  const unused = async () => {
-    throw new Error('inline runner must not be called in lambda mode');
-  };
 
   it('invokes the worker asynchronously with the run id, and accepts 202', async () => {
     const lambda = fakeLambda(() => ({ StatusCode: 202 }));
-    await createDispatch(settings, unused, lambda)(event);
+    await createLambdaDispatch(settings, lambda)(event);
     expect(lambda.commands).toHaveLength(1);
     const { input } = lambda.commands[0]!;
     expect(input).toMatchObject({ FunctionName: settings.functionName, InvocationType: 'Event' });
@@ -56,10 +54,10 @@ describe('lambda dispatch', () => {
   });
 
   it('rejects a refused invoke and any status but 202', async () => {
-    await expect(createDispatch(settings, unused, fakeLambda(() => { throw new Error('Rate exceeded'); }))(event)).rejects.toThrow(
+    await expect(createLambdaDispatch(settings, fakeLambda(() => { throw new Error('Rate exceeded'); }))(event)).rejects.toThrow(
       new DispatchError(`Invoking ${settings.functionName} failed: Rate exceeded`),
     );
-    await expect(createDispatch(settings, unused, fakeLambda(() => ({ StatusCode: 200 })))(event)).rejects.toThrow(/answered 200, not 202/);
+    await expect(createLambdaDispatch(settings, fakeLambda(() => ({ StatusCode: 200 })))(event)).rejects.toThrow(/answered 200, not 202/);
   });
 
   it('gives up on an invoke that never answers before the API function would time out (10 s)', async () => {
@@ -69,7 +67,7 @@ describe('lambda dispatch', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
       const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-      await expect(createDispatch({ ...settings, endpoint }, unused)(event)).rejects.toThrow(/failed: .*requestTimeout/);
+      await expect(createLambdaDispatch({ ...settings, endpoint })(event)).rejects.toThrow(/failed: .*requestTimeout/);
     } finally {
       server.closeAllConnections();
       server.close();

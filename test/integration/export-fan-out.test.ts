@@ -86,7 +86,7 @@ async function getRun(id: string): Promise<RunWithSteps> {
 describe('an export run fanned out into steps', () => {
   it('three schemas: three steps, three tarballs named for their run, the run succeeded, and GET shows the steps in order', async () => {
     const run = await ledger.enqueue('export', 'http', { schemas: ['crm', 'water', 'returns'].sort() });
-    const outcome = await runJobWorker(inlineExport(), { runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
+    const outcome = await runJobWorker(inlineExport(), { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
     expect(outcome).toMatchObject({ status: 'succeeded' });
     expect(await keys()).toEqual(['export/crm.tgz', 'export/returns.tgz', 'export/water.tgz']);
     const head = await s3.client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'export/returns.tgz' }));
@@ -112,7 +112,7 @@ describe('an export run fanned out into steps', () => {
       { ...bare, body: '{"schemas":["returns"]}', headers: { 'Content-Type': 'application/json' } },
       {
         getLedger: async () => ledger,
-        dispatch: async (event) => void (await runJobWorker(inlineExport(), event, { leaseMs: LEASE_MS }, { sql: db.sql, ledger })),
+        dispatch: async (event) => void (await runJobWorker(inlineExport(), { kind: 'run', runId: event.runId }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger })),
       },
     );
     expect(response.statusCode).toBe(204);
@@ -137,7 +137,7 @@ describe('an export run fanned out into steps', () => {
       const run = await ledger.enqueue('export', 'http', { schemas: THREE });
       const readerLedger = createRunLedger(readerSql);
       await expect(
-        runJobWorker(inlineExport(readerSql), { runId: run.id }, { leaseMs: LEASE_MS }, { sql: readerSql, ledger: readerLedger }),
+        runJobWorker(inlineExport(readerSql), { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS }, { sql: readerSql, ledger: readerLedger }),
       ).rejects.toThrow(/returns/);
 
       expect(await keys()).toEqual(['export/crm.tgz', 'export/water.tgz']);
@@ -157,7 +157,7 @@ describe('an export run fanned out into steps', () => {
   it('a step whose lease lapses is timed_out with its run, and the next POST starts a new run', async () => {
     const { job } = handOverOnly();
     const run = await ledger.enqueue('export', 'http');
-    const outcome = await runJobWorker(job, { runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
+    const outcome = await runJobWorker(job, { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
     expect(outcome).toMatchObject({ status: 'running', steps: THREE });
     await steps.claim(run.id, 'water', { leaseMs: LEASE_MS, requestId: 'req-water' });
     for (const name of ['returns', 'crm']) {
@@ -180,7 +180,7 @@ describe('an export run fanned out into steps', () => {
   it('a step queued longer than its event can live is timed_out, and so is the run', async () => {
     const { job } = handOverOnly();
     const run = await ledger.enqueue('export', 'http');
-    await runJobWorker(job, { runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
+    await runJobWorker(job, { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
     await db.sql`UPDATE jobs.run_steps SET queued_at = now() - interval '66 minutes' WHERE name = 'crm'`;
     await db.sql`UPDATE jobs.run_steps SET status = 'succeeded', result = '{"tables":1,"rows":1,"bytes":1,"compressedBytes":1,"key":"k"}' WHERE name <> 'crm'`;
     await ledger.enqueue('export', 'http');
@@ -193,7 +193,7 @@ describe('an export run fanned out into steps', () => {
   it('answers 409 naming the run while any step is queued or running, and not once the last has ended', async () => {
     const { job, handed } = handOverOnly();
     const run = await ledger.enqueue('export', 'http');
-    await runJobWorker(job, { runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
+    await runJobWorker(job, { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
     expect(handed).toEqual(THREE.map((step) => ({ runId: run.id, step })));
     const post = () => handleStartJobRequest(handOverOnly().job, bare, { getLedger: async () => ledger, dispatch: async () => {} });
 
@@ -213,7 +213,7 @@ describe('an export run fanned out into steps', () => {
   it('GET shows a running step with its latest progress (the dashboard draws its bar from it), an ended one with its result only', async () => {
     const { job } = handOverOnly();
     const run = await ledger.enqueue('export', 'http');
-    await runJobWorker(job, { runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
+    await runJobWorker(job, { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
     const claim = await steps.claim(run.id, 'returns', { leaseMs: LEASE_MS });
     await steps.reportProgress(claim.step!.id, { tablesDone: 2, rows: 1234, bytes: 56789 });
     const running = await getRun(run.id);
@@ -235,17 +235,17 @@ describe('the coordinator', () => {
   it("Lambda's retry of a crashed coordinator (same request id) takes the run over and hands over only the steps still queued", async () => {
     const run = await ledger.enqueue('export', 'http');
     const first = handOverOnly();
-    await runJobWorker(first.job, { runId: run.id }, { leaseMs: LEASE_MS, requestId: 'coord-1' }, { sql: db.sql, ledger });
+    await runJobWorker(first.job, { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS, requestId: 'coord-1' }, { sql: db.sql, ledger });
     await steps.claim(run.id, 'water', { leaseMs: LEASE_MS, requestId: 'step-w' });
 
     const retry = handOverOnly();
-    const outcome = await runJobWorker(retry.job, { runId: run.id }, { leaseMs: LEASE_MS, requestId: 'coord-1' }, { sql: db.sql, ledger });
+    const outcome = await runJobWorker(retry.job, { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS, requestId: 'coord-1' }, { sql: db.sql, ledger });
     expect(outcome).toMatchObject({ status: 'running' });
     expect(retry.handed.map((e) => e.step)).toEqual(['returns', 'crm']);
     expect(await db.sql`SELECT count(*)::int AS count FROM jobs.run_steps`).toEqual([{ count: 3 }]);
     // A redelivery with a new request id finds the run running under its (extended) lease.
     const again = handOverOnly();
-    await expect(runJobWorker(again.job, { runId: run.id }, { leaseMs: LEASE_MS, requestId: 'coord-2' }, { sql: db.sql, ledger })).resolves.toMatchObject({
+    await expect(runJobWorker(again.job, { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS, requestId: 'coord-2' }, { sql: db.sql, ledger })).resolves.toMatchObject({
       status: 'not_claimed',
       reason: 'running_under_live_lease',
     });
@@ -257,7 +257,7 @@ describe('the coordinator', () => {
       events.map((e) => (e.step === 'returns' ? ({ status: 'rejected', reason: new Error('Invoking failed: throttled') } as const) : ({ status: 'fulfilled', value: undefined } as const))),
     );
     const run = await ledger.enqueue('export', 'http');
-    await runJobWorker(job, { runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
+    await runJobWorker(job, { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
     expect((await steps.listSteps(run.id)).map((s) => [s.name, s.status, s.error])).toEqual([
       ['water', 'queued', null],
       ['returns', 'failed', 'Could not hand the step to its worker: Invoking failed: throttled'],
@@ -272,7 +272,7 @@ describe('the coordinator', () => {
     // A late redelivery of the coordinator's event resumes the failed run as runs are, finds
     // every step ended, and closes it again at once rather than leave it running.
     const late = handOverOnly();
-    await expect(runJobWorker(late.job, { runId: run.id }, { leaseMs: LEASE_MS, requestId: 'late' }, { sql: db.sql, ledger })).rejects.toThrow(
+    await expect(runJobWorker(late.job, { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS, requestId: 'late' }, { sql: db.sql, ledger })).rejects.toThrow(
       /returns failed/,
     );
     expect(late.handed).toEqual([]);
@@ -284,7 +284,7 @@ describe('a redelivered step event', () => {
   it('with the same request id or a new one, after success: no second upload, one result', async () => {
     const { job } = handOverOnly();
     const run = await ledger.enqueue('export', 'http');
-    await runJobWorker(job, { runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
+    await runJobWorker(job, { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
     const work = createExportStepWork({ bucket, prefix: 'export/' }, s3.client);
     let uploads = 0;
     const counted: StepWork = async (...args) => {
@@ -310,7 +310,7 @@ describe('a redelivered step event', () => {
   it('with a new request id while the step runs under a live lease: not run again', async () => {
     const { job } = handOverOnly();
     const run = await ledger.enqueue('export', 'http');
-    await runJobWorker(job, { runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
+    await runJobWorker(job, { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
     await steps.claim(run.id, 'water', { leaseMs: LEASE_MS, requestId: 'req-1' });
     let ran = 0;
     const outcome = await runStepWorker(
@@ -329,7 +329,7 @@ describe('a redelivered step event', () => {
   it("Lambda's retry: a crashed attempt (same request id) is taken over; a failed attempt waits queued for the retry, the last one fails the run", async () => {
     const { job } = handOverOnly();
     const run = await ledger.enqueue('export', 'http');
-    await runJobWorker(job, { runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
+    await runJobWorker(job, { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
     const failing: StepWork = async () => Promise.reject(new Error('S3 is having a bad day'));
     const attempt = (name: string, requestId: string, work: StepWork = failing) =>
       runStepWorker({ runId: run.id, step: name }, work, { leaseMs: LEASE_MS, maxAttempts: 2, requestId }, { sql: db.sql, steps });

@@ -97,7 +97,7 @@ async function exportWithFault(
 ): Promise<{ status: string; error: unknown }> {
   const job = exportJob(sql, client, tableParallelism);
   const run = await ledger.enqueue('export', 'http');
-  const working = runJobWorker(job, { runId: run.id }, { leaseMs: 60_000 }, { sql: ledgerDb.sql, ledger });
+  const working = runJobWorker(job, { kind: 'run', runId: run.id }, { leaseMs: 60_000 }, { sql: ledgerDb.sql, ledger });
   working.catch(() => {});
   await fault();
   await expect(working).rejects.toThrow();
@@ -199,7 +199,7 @@ describe('the database server restarted during a COPY', () => {
       // The same client: its connections reconnect (postgres.js hands the FATAL error of the
       // shutdown to the first query after reconnecting; the export's connection probe absorbs it).
       const again = await ledger.enqueue('export', 'http');
-      await expect(runJobWorker(exportJob(sql, s3.client), { runId: again.id }, { leaseMs: 60_000 }, { sql: ledgerDb.sql, ledger })).resolves.toMatchObject({
+      await expect(runJobWorker(exportJob(sql, s3.client), { kind: 'run', runId: again.id }, { leaseMs: 60_000 }, { sql: ledgerDb.sql, ledger })).resolves.toMatchObject({
         status: 'succeeded',
       });
       expect((await downloadObject(s3.client, bucket, `export/${SCHEMA}.tgz`)).subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]));

@@ -121,8 +121,12 @@ beforeAll(async () => {
     DATABASE_URL: db.url,
     EXPORT_BUCKET: bucket,
     S3_ENDPOINT: s3.endpoint,
-    JOB_DISPATCH: 'inline',
+    // As deployed: no event here is valid, so nothing is ever handed over (the Lambda client is never loaded).
+    JOB_DISPATCH: 'lambda',
     LAMBDA_ENDPOINT: '',
+    EXPORT_WORKER_FUNCTION: 'water-abstraction-jobs-test-exportWorker',
+    EXPORT_SCHEMA_WORKER_FUNCTION: 'water-abstraction-jobs-test-exportSchemaWorker',
+    TIME_LIMITED_WORKER_FUNCTION: 'water-abstraction-jobs-test-timeLimitedWorker',
     LOG_LEVEL: 'SILENT',
   });
   const exportApi = await import('../../functions/export-api');

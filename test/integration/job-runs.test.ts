@@ -1,13 +1,14 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
-import { createExportJob, parseExportParams } from '../../lib/jobs/export-job';
+import { createExportJob } from '../../lib/jobs/export-job';
+import { parseExportParams } from '../../lib/jobs/export-request';
 import { createExportStepWork, createStartSteps } from '../../lib/jobs/export-steps';
 import { runStepWorker } from '../../lib/jobs/run-step-worker';
 import { createStepLedger } from '../../lib/runs/step-ledger';
 import { handleGetRunRequest, handleListRunsRequest } from '../../lib/jobs/handle-run-requests';
 import { handleStartJobRequest } from '../../lib/jobs/handle-start-job-request';
 import type { Job } from '../../lib/jobs/job';
-import { runJobWorker } from '../../lib/jobs/run-job-worker';
+import { parseJobWorkerEvent, runJobWorker } from '../../lib/jobs/run-job-worker';
 import { createTimeLimitedJob } from '../../lib/jobs/time-limited-job';
 import { WorkerEventError } from '../../lib/jobs/worker-event';
 import { createRunLedger } from '../../lib/runs/run-ledger';
@@ -97,7 +98,7 @@ describe('the worker', () => {
   it('a scheduled trigger while a run is active records a skipped run and does nothing else', async () => {
     const active = await ledger.enqueue('time-limited', 'http');
     const job = countingJob('time-limited');
-    const outcome = await runJobWorker(job, { trigger: 'schedule' }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
+    const outcome = await runJobWorker(job, { kind: 'new', trigger: 'schedule', params: {} }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
     expect(outcome).toMatchObject({ status: 'skipped', activeRunId: active.id });
     expect(job.runs).toBe(0);
     expect(await runRows()).toEqual([
@@ -110,7 +111,7 @@ describe('the worker', () => {
     const active = await ledger.enqueue('time-limited', 'http');
     await ledger.claim(active.id, { job: 'time-limited', leaseMs: LEASE_MS, requestId: 'req-running' });
     const job = countingJob('time-limited');
-    const outcome = await runJobWorker(job, { trigger: 'schedule' }, { leaseMs: LEASE_MS, requestId: 'req-schedule' }, { sql: db.sql, ledger });
+    const outcome = await runJobWorker(job, { kind: 'new', trigger: 'schedule', params: {} }, { leaseMs: LEASE_MS, requestId: 'req-schedule' }, { sql: db.sql, ledger });
     expect(outcome).toMatchObject({ status: 'skipped', activeRunId: active.id });
     expect(job.runs).toBe(0);
     expect(await runRows()).toEqual([
@@ -123,7 +124,7 @@ describe('the worker', () => {
     const run = await ledger.enqueue('export', 'http');
     await ledger.claim(run.id, { job: 'export', leaseMs: LEASE_MS });
     const job = countingJob();
-    const outcome = await runJobWorker(job, { runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
+    const outcome = await runJobWorker(job, { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
     expect(outcome).toMatchObject({ status: 'not_claimed', reason: 'running_under_live_lease' });
     expect(job.runs).toBe(0);
   });
@@ -139,20 +140,19 @@ describe('the worker', () => {
         return { ok: true };
       },
     };
-    await expect(runJobWorker(job, { runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger })).rejects.toThrow('schema crm failed');
+    await expect(runJobWorker(job, { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger })).rejects.toThrow('schema crm failed');
     expect(await ledger.get(run.id)).toMatchObject({ status: 'failed', error: 'schema crm failed', attempts: 1 });
     fail = false;
-    await runJobWorker(job, { runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
+    await runJobWorker(job, { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
     expect(await ledger.get(run.id)).toMatchObject({ status: 'succeeded', attempts: 2, result: { ok: true } });
   });
 
   it('refuses a malformed event before recording anything', async () => {
-    await expect(runJobWorker(countingJob(), { runId: 'nope' }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger })).rejects.toThrow(/uuid/);
+    // The worker reads its event once, with parseJobWorkerEvent, before it connects or records anything.
+    expect(() => parseJobWorkerEvent(countingJob(), { runId: 'nope' })).toThrow(/uuid/);
     const exportParams = { ...countingJob(), parseParams: (input: Record<string, unknown> | undefined) => parseExportParams(input, ['crm', 'water']) };
-    await expect(runJobWorker(exportParams, { schemas: 'crm' }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger })).rejects.toThrow(
-      WorkerEventError,
-    );
-    await expect(runJobWorker(exportParams, { schemas: ['nope'] }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger })).rejects.toThrow(/"nope"/);
+    expect(() => parseJobWorkerEvent(exportParams, { schemas: 'crm' })).toThrow(WorkerEventError);
+    expect(() => parseJobWorkerEvent(exportParams, { schemas: ['nope'] })).toThrow(/"nope"/);
     expect(await runRows()).toEqual([]);
   });
 
@@ -161,12 +161,12 @@ describe('the worker', () => {
     const failing: Job = { ...countingJob(), run: async () => Promise.reject(new Error('S3 is having a bad day')) };
     const ledgerThatCannotFail = { ...ledger, fail: async () => Promise.reject(new Error('Connection terminated')) };
     await expect(
-      runJobWorker(failing, { runId: run.id }, { leaseMs: LEASE_MS, requestId: 'req-9' }, { sql: db.sql, ledger: ledgerThatCannotFail }),
+      runJobWorker(failing, { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS, requestId: 'req-9' }, { sql: db.sql, ledger: ledgerThatCannotFail }),
     ).rejects.toThrow('S3 is having a bad day');
     expect(await ledger.get(run.id)).toMatchObject({ status: 'running', attempts: 1 });
 
     // The lease is still live, but the same request id marks Lambda's retry of the crashed attempt.
-    const outcome = await runJobWorker(countingJob(), { runId: run.id }, { leaseMs: LEASE_MS, requestId: 'req-9' }, { sql: db.sql, ledger });
+    const outcome = await runJobWorker(countingJob(), { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS, requestId: 'req-9' }, { sql: db.sql, ledger });
     expect(outcome).toMatchObject({ status: 'succeeded' });
     expect(await ledger.get(run.id)).toMatchObject({ status: 'succeeded', attempts: 2 });
   });
@@ -184,7 +184,7 @@ describe('the worker', () => {
         return job.run(params, deps);
       },
     };
-    const scheduled = { trigger: 'schedule' };
+    const scheduled = parseJobWorkerEvent(flaky, { trigger: 'schedule' });
     const attempt = () => runJobWorker(flaky, scheduled, { leaseMs: LEASE_MS, requestId: 'sched-req-1' }, { sql: db.sql, ledger });
 
     await expect(attempt()).rejects.toThrow('Connection terminated');
@@ -201,14 +201,14 @@ describe('the worker', () => {
   it("refuses another job's run: the time-limited worker does not run an export run", async () => {
     const exportRun = await ledger.enqueue('export', 'http');
     const timeLimited = countingJob('time-limited');
-    await expect(runJobWorker(timeLimited, { runId: exportRun.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger })).rejects.toThrow(
+    await expect(runJobWorker(timeLimited, { kind: 'run', runId: exportRun.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger })).rejects.toThrow(
       new WorkerEventError(`No time-limited run has the id ${exportRun.id}`),
     );
     expect(timeLimited.runs).toBe(0);
     expect(await ledger.get(exportRun.id)).toMatchObject({ status: 'queued', attempts: 0 });
     // The export worker still can.
     const exporter = countingJob('export');
-    await runJobWorker(exporter, { runId: exportRun.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
+    await runJobWorker(exporter, { kind: 'run', runId: exportRun.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
     expect(exporter.runs).toBe(1);
   });
 });
@@ -231,11 +231,11 @@ describe('a redelivered event after success changes nothing', () => {
     );
     const job = createExportJob({ schemas: ['crm', 'idm'] }, startSteps);
     const run = await ledger.enqueue('export', 'http');
-    await runJobWorker(job, { runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
+    await runJobWorker(job, { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
     const first = await s3.client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'export/crm.tgz' }));
 
     await new Promise((resolve) => setTimeout(resolve, 1100)); // a re-upload would change Last-Modified
-    const again = await runJobWorker(job, { runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
+    const again = await runJobWorker(job, { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
     expect(again).toMatchObject({ status: 'not_claimed', reason: 'already_succeeded' });
     const second = await s3.client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'export/crm.tgz' }));
     expect(second.LastModified).toEqual(first.LastModified);
@@ -247,11 +247,11 @@ describe('a redelivered event after success changes nothing', () => {
     await seedSampleDatabase(db.sql);
     const job = createTimeLimitedJob({ days: 50, timeZone: 'Europe/London' });
     const run = await ledger.enqueue('time-limited', 'http');
-    await runJobWorker(job, { runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
+    await runJobWorker(job, { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
     const [{ count: before } = { count: -1 }] = await db.sql<{ count: number }[]>`select count(*)::int as count from water.charge_version_workflows`;
     expect(before).toBeGreaterThan(0);
 
-    await runJobWorker(job, { runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
+    await runJobWorker(job, { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
     const [{ count: after } = { count: -1 }] = await db.sql<{ count: number }[]>`select count(*)::int as count from water.charge_version_workflows`;
     expect(after).toBe(before);
     expect(await runRows()).toEqual([{ status: 'succeeded', trigger: 'http' }]);

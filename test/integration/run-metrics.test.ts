@@ -65,7 +65,7 @@ describe('CloudWatch embedded metrics', () => {
     const job = createExportJob({ schemas: ['crm', 'idm', 'no_such_schema'] }, startSteps);
     let result: unknown;
     const lines = await emfLinesOf(async () => {
-      const outcome = await runJobWorker(job, {}, { leaseMs: 60_000 }, { sql: db.sql, ledger: createRunLedger(db.sql) });
+      const outcome = await runJobWorker(job, { kind: 'new', trigger: 'manual', params: {} }, { leaseMs: 60_000 }, { sql: db.sql, ledger: createRunLedger(db.sql) });
       result = outcome;
     });
     expect(result, 'the run fails: one schema does not exist').toBeUndefined();
@@ -106,7 +106,7 @@ describe('CloudWatch embedded metrics', () => {
     const job = createTimeLimitedJob({ days: 50, timeZone: 'Europe/London' });
     let outcome: unknown;
     const lines = await emfLinesOf(async () => {
-      outcome = await runJobWorker(job, { trigger: 'schedule' }, { leaseMs: 60_000 }, { sql: db.sql, ledger });
+      outcome = await runJobWorker(job, { kind: 'new', trigger: 'schedule', params: {} }, { leaseMs: 60_000 }, { sql: db.sql, ledger });
     });
     expect(outcome).toMatchObject({ status: 'skipped', activeRunId: active.id });
     expect(lines).toHaveLength(1);
@@ -117,7 +117,7 @@ describe('CloudWatch embedded metrics', () => {
   it('a time-limited run writes one line with its duration, outcome and rows added', async () => {
     const { db } = environment;
     const job = createTimeLimitedJob({ days: 50, timeZone: 'Europe/London' });
-    const lines = await emfLinesOf(() => runJobWorker(job, {}, { leaseMs: 60_000 }, { sql: db.sql, ledger: createRunLedger(db.sql) }));
+    const lines = await emfLinesOf(() => runJobWorker(job, { kind: 'new', trigger: 'manual', params: {} }, { leaseMs: 60_000 }, { sql: db.sql, ledger: createRunLedger(db.sql) }));
     const [{ count } = { count: -1 }] = await db.sql<{ count: number }[]>`select (result->>'count')::int as count from jobs.runs where job = 'time-limited'`;
     expect(count).toBeGreaterThan(0);
     expect(lines).toHaveLength(1);

@@ -187,13 +187,15 @@ describe('IAM: one least-privilege role per function', () => {
   it('lets every function but the dashboard read the one database parameter (decrypting only through SSM) and nothing else of SSM or KMS', () => {
     for (const fn of lambdaFunctions(template).values()) {
       const parameterName = fn.environment.DATABASE_URL_PARAMETER;
-      expect(parameterName, `${fn.key}: DATABASE_URL_PARAMETER`).toMatch(/^\/[\w./-]+$/);
-      const parameterArn = { 'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${parameterName}` };
       const permissions = permissionsOfRole(template, fn.roleId!).filter((p) => /^(ssm|kms|secretsmanager):/.test(p));
       if (FUNCTIONS_WITHOUT_DATABASE.includes(fn.key)) {
         expect(permissions, fn.key).toEqual([]);
+        // Each function holds only the settings it reads: no database, no parameter name.
+        expect(parameterName, fn.key).toBeUndefined();
         continue;
       }
+      expect(parameterName, `${fn.key}: DATABASE_URL_PARAMETER`).toMatch(/^\/[\w./-]+$/);
+      const parameterArn = { 'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${parameterName}` };
       expect(permissions, fn.key).toEqual([
         `kms:Decrypt on ${show({ 'Fn::Sub': 'arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*' })}`,
         `ssm:GetParameter on ${show(parameterArn)}`,
@@ -267,6 +269,31 @@ function expectNoSecretsIn(checked: CloudFormationTemplate) {
 }
 
 describe('secrets', () => {
+  it("keeps the framework's deployment bucket (the functions' code, the templates) private, encrypted and reachable only over TLS", () => {
+    const bucket = template.Resources.ServerlessDeploymentBucket!;
+    expect(bucket.Type).toBe('AWS::S3::Bucket');
+    expect(bucket.Properties?.PublicAccessBlockConfiguration).toEqual({
+      BlockPublicAcls: true,
+      BlockPublicPolicy: true,
+      IgnorePublicAcls: true,
+      RestrictPublicBuckets: true,
+    });
+    expect(bucket.Properties?.BucketEncryption).toEqual({ ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] });
+    const policy = template.Resources.ServerlessDeploymentBucketPolicy?.Properties?.PolicyDocument as { Statement: unknown[] };
+    expect(policy.Statement).toContainEqual(
+      expect.objectContaining({ Effect: 'Deny', Action: 's3:*', Principal: '*', Condition: { Bool: { 'aws:SecureTransport': false } } }),
+    );
+  });
+
+  it('gives each function only the settings it reads', () => {
+    const names = (key: string) => Object.keys(requireFunction(template, key).environment).sort();
+    expect(names('dashboard')).toEqual(['LOG_LEVEL']);
+    expect(names('timeLimitedApi')).toEqual(['DATABASE_URL_PARAMETER', 'JOB_DISPATCH', 'LAMBDA_ENDPOINT', 'LOG_LEVEL', 'TIME_LIMITED_WORKER_FUNCTION']);
+    expect(names('exportApi')).toEqual(['DATABASE_URL_PARAMETER', 'EXPORT_SCHEMAS', 'EXPORT_WORKER_FUNCTION', 'JOB_DISPATCH', 'LAMBDA_ENDPOINT', 'LOG_LEVEL']);
+    expect(names('timeLimitedWorker')).toEqual(['DATABASE_URL_PARAMETER', 'JOBS_TIME_ZONE', 'LOG_LEVEL', 'TIME_LIMITED_DAYS']);
+    expect(names('exportSchemaWorker')).not.toContain('EXPORT_SCHEMA_WORKER_FUNCTION');
+  });
+
   it('puts no secret in any function environment (or anywhere in the template)', () => {
     expectNoSecretsIn(template);
   });

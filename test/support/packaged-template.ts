@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -17,12 +17,14 @@ export interface CloudFormationTemplate {
 
 /**
  * The CloudFormation template `sls package` produces for a stage, offline and with no AWS account.
- * Cached per content of serverless.yml and the given environment, so several test files share one
+ * Cached per content of serverless.yml, the resource files it includes (resources/*.yml) and the
+ * given environment, so several test files share one
  * packaging run (it bundles every function and takes a while).
  */
 export async function loadPackagedTemplate(stage = 'dev', env: Record<string, string> = {}): Promise<CloudFormationTemplate> {
-  const key = createHash('sha256')
-    .update(readFileSync(join(projectRoot, 'serverless.yml')))
+  const hash = createHash('sha256').update(readFileSync(join(projectRoot, 'serverless.yml')));
+  for (const file of readdirSync(join(projectRoot, 'resources')).sort()) hash.update(file).update(readFileSync(join(projectRoot, 'resources', file)));
+  const key = hash
     .update(JSON.stringify({ stage, env }))
     .digest('hex')
     .slice(0, 16);

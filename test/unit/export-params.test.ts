@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_EXPORT_SCHEMAS } from '../../lib/config';
-import { parseExportParams } from '../../lib/jobs/export-job';
+import { parseExportParams } from '../../lib/jobs/export-request';
 import { InvalidParamsError } from '../../lib/jobs/job-params';
 
 const configured = [...DEFAULT_EXPORT_SCHEMAS];

@@ -2,7 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { handleStartJobRequest } from '../../lib/jobs/handle-start-job-request';
 import type { StartJobEvent } from '../../lib/jobs/handle-start-job-request';
 import type { Job } from '../../lib/jobs/job';
-import { parseExportParams } from '../../lib/jobs/export-job';
+import { parseExportParams } from '../../lib/jobs/export-request';
 import { ActiveRunError } from '../../lib/runs/run-errors';
 import type { Run, RunLedger } from '../../lib/runs/run-ledger';
 import { fakeRunLedger } from '../support/fakes';

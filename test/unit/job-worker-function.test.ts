@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Context } from 'aws-lambda';
 import type { Job } from '../../lib/jobs/job';
 import { createJobWorkerFunction } from '../../lib/jobs/job-functions';
-import { parseExportParams } from '../../lib/jobs/export-job';
+import { parseExportParams } from '../../lib/jobs/export-request';
 import { WorkerEventError } from '../../lib/jobs/worker-event';
 
 // A deployed worker's settings, with SSM pointed at a closed local port: every SSM read fails fast.
