@@ -1,20 +1,12 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import { freePort } from '../../scripts/local/embedded-postgres';
 import { startOrphanWatchdog } from '../../scripts/local/orphan-watchdog';
 import { projectRoot } from './packaged-template';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
+/** A free loopback port: the one probe the local scripts use too. */
+export { freePort };
+
 
 /** The API key serverless-offline accepts locally (serverless.yml reads JOBS_API_KEY). */
 export function localApiKey(): string {
