@@ -1,6 +1,6 @@
 import type { Context } from 'aws-lambda';
 import { closeDatabase, connectDatabase, getDatabase, readDatabaseUrlParameter } from '../clients/database';
-import { readDatabaseSettings } from '../config';
+import { readDatabaseSettings, runsOffline, runsUnderInvokeLocal } from '../config';
 import type { DatabaseSettings, Env } from '../config';
 import { logger } from '../logger';
 import { createRunLedger } from '../runs/run-ledger';
@@ -44,7 +44,7 @@ export type WorkerResponse = WorkerOutcome | { status: 'failed'; error: string }
 export function createStepWorkerFunction(work: StepWork, env: Env, maxAttempts: number) {
   const database = readDatabaseSettings(env);
   // serverless-offline does not retry an Event invocation: its first attempt is its last.
-  const attempts = env.IS_OFFLINE ? 1 : maxAttempts;
+  const attempts = runsOffline(env) ? 1 : maxAttempts;
   return async (event: unknown, context: Context): Promise<StepWorkerOutcome | { status: 'failed'; error: string }> => {
     try {
       const step = parseStepEvent(event);
@@ -56,13 +56,13 @@ export function createStepWorkerFunction(work: StepWork, env: Env, maxAttempts: 
       );
     } catch (error) {
       // As for the job workers: offline, a throw from an Event-invoked handler ends the emulator.
-      if (env.IS_OFFLINE) {
+      if (runsOffline(env)) {
         logger.error('Step worker failed', { error: error as Error });
         return { status: 'failed', error: (error as Error).message };
       }
       throw error;
     } finally {
-      if (env.IS_LOCAL === 'true') await closeDatabase();
+      if (runsUnderInvokeLocal(env)) await closeDatabase();
     }
   };
 }
@@ -102,14 +102,14 @@ export function createJobWorkerFunction(job: Job, env: Env) {
     } catch (error) {
       // serverless-offline lets an error thrown by an Event-invoked handler end the whole
       // emulator; offline the failure is logged and returned instead (the run records it too).
-      if (env.IS_OFFLINE) {
+      if (runsOffline(env)) {
         logger.error('Worker failed', { job: job.name, error: error as Error });
         return { status: 'failed', error: (error as Error).message };
       }
       throw error;
     } finally {
       // `serverless invoke local` sets IS_LOCAL and runs one invocation per process: let it exit.
-      if (env.IS_LOCAL === 'true') await closeDatabase();
+      if (runsUnderInvokeLocal(env)) await closeDatabase();
     }
   };
 }
