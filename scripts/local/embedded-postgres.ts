@@ -129,6 +129,12 @@ function serverUser(): { uid: number; gid: number } | undefined {
   }
 }
 
+/** Whether the user the server runs as may enter `folder` (always, unless this process is root). */
+export function serverUserCanEnter(folder: string): boolean {
+  const user = serverUser();
+  return !user || spawnSync('test', ['-x', folder], { ...user, stdio: 'ignore' }).status === 0;
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();

@@ -1,11 +1,14 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import postgres from 'postgres';
 import S3rver from 's3rver';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { createS3Client } from '../../lib/clients/s3';
-import { startEmbeddedPostgres } from './embedded-postgres';
+import { serverUserCanEnter, startEmbeddedPostgres } from './embedded-postgres';
 
 export const projectRoot = resolve(import.meta.dirname, '../..');
 
@@ -39,7 +42,17 @@ export async function startLocalDatabase(env: NodeJS.ProcessEnv = process.env, l
   if (port !== undefined && !(Number.isInteger(port) && port > 0 && port < 65536)) {
     throw new Error(`LOCAL_POSTGRES_PORT must be a port number, not "${env.LOCAL_POSTGRES_PORT}"`);
   }
-  const dataDir = join(localStateDir(env), 'postgres');
+  const stateDir = localStateDir(env);
+  mkdirSync(stateDir, { recursive: true });
+  let dataDir = join(stateDir, 'postgres');
+  if (!serverUserCanEnter(stateDir)) {
+    // Run as root, the server runs as `postgres`, which cannot enter a project inside a folder only
+    // root may enter (/root, a `mktemp -d` folder): its data then lives in the temp folder instead,
+    // one folder per project, still kept between runs.
+    const key = createHash('sha256').update(stateDir).digest('hex').slice(0, 12);
+    dataDir = join(tmpdir(), `waj-local-postgres-${key}`);
+    log(`The "postgres" user cannot enter ${stateDir}, so the embedded server keeps its data in ${dataDir}`);
+  }
   const started = Date.now();
   const server = await startEmbeddedPostgres({ dataDir, port });
   try {
