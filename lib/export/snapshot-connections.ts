@@ -16,9 +16,6 @@ const SNAPSHOT_SETTINGS = [
 
 const BEGIN = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';
 
-/** Probes of a reserved connection before one is taken as sound: the pool's connections, and one more. */
-const PROBE_ATTEMPTS = 4;
-
 /**
  * Connections of the pool, each in a read-only transaction, that all see one snapshot: the first
  * exports its snapshot (pg_export_snapshot) and the others adopt it (SET TRANSACTION SNAPSHOT),
@@ -83,41 +80,30 @@ export class SnapshotConnections {
     );
   }
 
-  /**
-   * A connection of the pool, checked with a probe first. postgres.js 3.4 keeps the FATAL error
-   * (57P01 and kin) that a connection got when the server shut down and hands it to the first
-   * query after the connection reconnects; and a connection whose socket the server closed may not
-   * have been noticed as closed yet when it is reserved. Either fails the probe, not the export: the
-   * connection is given back (unless closed: the pool replaces those itself) and another taken, so a
-   * run after a restart or failover is not failed by the one before it. Anything else is thrown.
-   */
   private async reserve(): Promise<ReservedSql> {
-    for (let attempt = 1; ; attempt += 1) {
-      const connection = await this.sql.reserve();
-      try {
-        await this.probe(connection);
-        this.connections.push(connection);
-        return connection;
-      } catch (error) {
-        if (!this.closed.has(connection)) connection.release();
-        const code = (error as { code?: unknown }).code;
-        const leftFromBefore = typeof code === 'string' && (code.startsWith('57P') || code === 'CONNECTION_CLOSED');
-        if (!leftFromBefore || attempt >= PROBE_ATTEMPTS) throw error;
-      }
+    const connection = await this.sql.reserve();
+    this.connections.push(connection);
+    // postgres.js tells nobody when a reserved connection closes; its internal `onexecute` hook
+    // (the one sql.begin uses to learn its connection) hands us the connection object, whose
+    // `onclose` the pool calls once when the socket closes.
+    const probe = () =>
+      connection.unsafe('SELECT 1', [], {
+        onexecute: (internal: { onclose?: () => void }) => {
+          internal.onclose = () => this.closed.add(connection);
+          return true;
+        },
+      } as never);
+    try {
+      await probe();
+    } catch (error) {
+      // postgres.js 3.4 keeps the FATAL error (57P01 and kin) that a connection got when the
+      // server shut down and hands it to the first query after the connection reconnects. That
+      // query is this probe: try once more, so a run after a restart or failover is not failed
+      // by the one before it.
+      const code = (error as { code?: unknown }).code;
+      if (typeof code !== 'string' || !code.startsWith('57P') || this.closed.has(connection)) throw error;
+      await probe();
     }
-  }
-
-  /**
-   * postgres.js tells nobody when a reserved connection closes; its internal `onexecute` hook
-   * (the one sql.begin uses to learn its connection) hands us the connection object, whose
-   * `onclose` the pool calls once when the socket closes.
-   */
-  private probe(connection: ReservedSql) {
-    return connection.unsafe('SELECT 1', [], {
-      onexecute: (internal: { onclose?: () => void }) => {
-        internal.onclose = () => this.closed.add(connection);
-        return true;
-      },
-    } as never);
+    return connection;
   }
 }
