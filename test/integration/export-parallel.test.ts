@@ -196,11 +196,12 @@ describe('one snapshot across the parallel connections', () => {
       await sleep(5);
     }
     await db.sql.unsafe("INSERT INTO snap.t1 VALUES (-1, 'late'); INSERT INTO snap.t2 VALUES (-1, 'late'); INSERT INTO snap.t3 VALUES (-1, 'late'); INSERT INTO snap.t4 VALUES (-1, 'late')");
-    // t1's COPY is held up by a lock until t2's COPY has started too: two at once, seen however
-    // fast the COPYs are and however busy the machine is.
+    // Every table is locked, so each COPY that starts waits (and stays active) until the lock goes:
+    // with two connections, two COPYs are seen at once however fast they are and however busy the
+    // machine is; with one, never more than one.
     const locker = await db.sql.reserve();
     await locker`BEGIN`;
-    await locker`LOCK snap.t1 IN ACCESS EXCLUSIVE MODE`;
+    await locker`LOCK snap.t1, snap.t2, snap.t3, snap.t4 IN ACCESS EXCLUSIVE MODE`;
     for (const connection of held) connection.release();
     for (let attempt = 0; mostCopiesAtOnce < 2 && attempt < 2000; attempt += 1) await sleep(5);
     await locker`COMMIT`;
