@@ -1,8 +1,8 @@
 import type { Context } from 'aws-lambda';
-import { closeDatabase, connectDatabase, getDatabase, readDatabaseUrlParameter } from '../clients/database';
-import { readDatabaseSettings, runsOffline, runsUnderInvokeLocal } from '../config';
+import { connectDatabase, getDatabase, readDatabaseUrlParameter } from '../clients/database';
+import { readDatabaseSettings, runsOffline } from '../config';
 import type { DatabaseSettings, Env } from '../config';
-import { logger } from '../logger';
+import { runEventInvocation } from '../event-invocation';
 import { createRunLedger } from '../runs/run-ledger';
 import { createStepLedger } from '../runs/step-ledger';
 import type { RunEvent, StepEvent } from './dispatch';
@@ -45,26 +45,19 @@ export function createStepWorkerFunction(work: StepWork, env: Env, maxAttempts: 
   const database = readDatabaseSettings(env);
   // serverless-offline does not retry an Event invocation: its first attempt is its last.
   const attempts = runsOffline(env) ? 1 : maxAttempts;
-  return async (event: unknown, context: Context): Promise<StepWorkerOutcome | { status: 'failed'; error: string }> => {
-    try {
-      const step = parseStepEvent(event);
-      return await runStepWorker(
-        step,
-        work,
-        { requestId: context.awsRequestId, leaseMs: context.getRemainingTimeInMillis(), maxAttempts: attempts },
-        await stepWorkerDeps(database),
-      );
-    } catch (error) {
-      // As for the job workers: offline, a throw from an Event-invoked handler ends the emulator.
-      if (runsOffline(env)) {
-        logger.error('Step worker failed', { error: error as Error });
-        return { status: 'failed', error: (error as Error).message };
-      }
-      throw error;
-    } finally {
-      if (runsUnderInvokeLocal(env)) await closeDatabase();
-    }
-  };
+  return async (event: unknown, context: Context): Promise<StepWorkerOutcome | { status: 'failed'; error: string }> =>
+    runEventInvocation(
+      env,
+      'Step worker failed',
+      async () =>
+        runStepWorker(
+          parseStepEvent(event),
+          work,
+          { requestId: context.awsRequestId, leaseMs: context.getRemainingTimeInMillis(), maxAttempts: attempts },
+          await stepWorkerDeps(database),
+        ),
+      (error) => ({ status: 'failed', error }) as const,
+    );
 }
 
 /**
@@ -89,27 +82,16 @@ async function stepWorkerDeps(database: DatabaseSettings): Promise<StepWorkerDep
 /** The worker function of one job: invoked by its API function, a schedule, or by hand. */
 export function createJobWorkerFunction(job: Job, env: Env) {
   const database = readDatabaseSettings(env);
-  return async (event: unknown, context: Context): Promise<WorkerResponse> => {
-    try {
-      // Read once, and before anything is connected: a malformed event is refused whatever is down.
-      const request = parseJobWorkerEvent(job, event);
-      return await runJobWorker(
-        job,
-        request,
-        { requestId: context.awsRequestId, leaseMs: context.getRemainingTimeInMillis() },
-        await workerDeps(database),
-      );
-    } catch (error) {
-      // serverless-offline lets an error thrown by an Event-invoked handler end the whole
-      // emulator; offline the failure is logged and returned instead (the run records it too).
-      if (runsOffline(env)) {
-        logger.error('Worker failed', { job: job.name, error: error as Error });
-        return { status: 'failed', error: (error as Error).message };
-      }
-      throw error;
-    } finally {
-      // `serverless invoke local` sets IS_LOCAL and runs one invocation per process: let it exit.
-      if (runsUnderInvokeLocal(env)) await closeDatabase();
-    }
-  };
+  return async (event: unknown, context: Context): Promise<WorkerResponse> =>
+    runEventInvocation(
+      env,
+      'Worker failed',
+      async () => {
+        // Read once, and before anything is connected: a malformed event is refused whatever is down.
+        const request = parseJobWorkerEvent(job, event);
+        return runJobWorker(job, request, { requestId: context.awsRequestId, leaseMs: context.getRemainingTimeInMillis() }, await workerDeps(database));
+      },
+      (error) => ({ status: 'failed', error }) as const,
+      { job: job.name },
+    );
 }
