@@ -22,6 +22,7 @@ import { tmpdir, availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
+import { connectDatabase } from '../lib/clients/database';
 import { createS3Client } from '../lib/clients/s3';
 import { readExportSettings } from '../lib/config';
 import { assertExportSucceeded, exportDatabase } from '../lib/export/export-database';
@@ -135,7 +136,7 @@ async function runChild(input: ChildInput): Promise<void> {
     debug(message, extra as never);
   }) as typeof logger.debug;
   const { tableParallelism } = readExportSettings({ ...process.env, EXPORT_BUCKET: input.bucket });
-  const sql = postgres(input.url, { max: (tableParallelism ?? availableParallelism()) + 1, onnotice: () => {} });
+  const sql = connectDatabase(input.url, { max: (tableParallelism ?? availableParallelism()) + 1 });
   const s3 = createS3Client({ endpoint: input.endpoint });
   try {
     const result = await exportDatabase(

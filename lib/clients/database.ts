@@ -4,6 +4,7 @@ import type { Sql } from 'postgres';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { DatabaseSettings } from '../config';
 import { logger } from '../logger';
+import { databaseSocketFactory, readTlsSettings } from './database-socket';
 
 /**
  * Connections per Lambda container: the export reads one table per CPU at once, each on a
@@ -13,14 +14,36 @@ import { logger } from '../logger';
  */
 const MAX_CONNECTIONS = Math.max(3, availableParallelism() + 1);
 
-export function connectDatabase(url: string): Sql {
-  return postgres(url, {
-    max: MAX_CONNECTIONS,
-    connect_timeout: 10,
+export interface ConnectOptions {
+  /** Most connections open at once (default: the CPUs + 1, at least 3). */
+  max?: number;
+  /** Seconds to wait for a connection (default 10). */
+  connectTimeout?: number;
+}
+
+/**
+ * The project's one way to open a postgres.js client: its connections are opened by
+ * databaseSocketFactory (TLS as the connection string's sslmode says), which lets the export
+ * take COPY rows off the wire itself (see CopyDataTap). One host only: postgres.js tries a list
+ * of hosts only on sockets it opens itself.
+ */
+export function connectDatabase(url: string, { max = MAX_CONNECTIONS, connectTimeout = 10 }: ConnectOptions = {}): Sql {
+  const tlsSettings = readTlsSettings(url);
+  const { hostname } = new URL(url);
+  if (hostname.includes(',')) throw new Error('The database connection string names more than one host; give one');
+  const socket = databaseSocketFactory(tlsSettings);
+  const options = {
+    max,
+    connect_timeout: connectTimeout,
     // A frozen Lambda container should not hold idle connections for long.
     idle_timeout: 60,
-    onnotice: (notice) => logger.debug('PostgreSQL notice', { notice: notice.message }),
-  });
+    onnotice: (notice: postgres.Notice) => logger.debug('PostgreSQL notice', { notice: notice.message }),
+    // TLS is done by the socket factory; postgres.js would otherwise do it again on top.
+    ssl: false,
+    socket,
+  };
+  // `socket` is a postgres.js option its type declarations leave out.
+  return postgres(url, options as postgres.Options<Record<string, never>>);
 }
 
 /**

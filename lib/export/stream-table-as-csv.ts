@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 // ISql: a plain client or the transaction inside sql.begin.
 import type { ISql } from 'postgres';
-import { CsvRecordCounter } from './count-csv-records';
 import { gzipInBlocks } from './gzip-in-blocks';
 import type { BaseTable } from './list-base-tables';
 import { openCopyOut } from './open-copy-out';
@@ -40,21 +39,12 @@ export async function streamTableAsCsv(
   { onBytes, signal, blocksInFlight }: { onBytes?: (bytes: number) => void; signal?: AbortSignal; blocksInFlight?: number } = {},
 ): Promise<CsvSummary> {
   const hash = createHash('sha256');
-  // Rows that arrived before openCopyOut could count them are counted by scanning their bytes.
-  const early = new CsvRecordCounter();
-  let earlyBytesLeft = 0;
   let bytes = 0;
   let compressedBytes = 0;
   const copy = await openCopyOut(sql, copyTableStatement(schema, table), { signal });
-  earlyBytesLeft = copy.bytesBeforeCounting;
   async function* counted(): AsyncGenerator<Buffer> {
     for await (const chunk of copy as AsyncIterable<Buffer>) {
       hash.update(chunk);
-      if (earlyBytesLeft > 0) {
-        const earlyPart = chunk.subarray(0, Math.min(earlyBytesLeft, chunk.length));
-        early.scan(earlyPart);
-        earlyBytesLeft -= earlyPart.length;
-      }
       bytes += chunk.length;
       onBytes?.(bytes);
       yield chunk;
@@ -70,5 +60,6 @@ export async function streamTableAsCsv(
     // Until then postgres.js refuses the connection's next statement (ROLLBACK, the next COPY).
     await copy.copyEnded;
   }
-  return { rows: Math.max(early.count + copy.rowsCounted() - 1, 0), bytes, sha256: hash.digest('hex'), compressedBytes };
+  // The header line is a CopyData message of its own.
+  return { rows: Math.max(copy.rowsCounted() - 1, 0), bytes, sha256: hash.digest('hex'), compressedBytes };
 }

@@ -11,6 +11,7 @@ import { createTestDatabase } from '../support/database';
 import type { TestDatabase } from '../support/database';
 import { startTestS3 } from '../support/s3';
 import type { TestS3 } from '../support/s3';
+import { connectDatabase } from '../../lib/clients/database';
 
 // porsager/postgres#499: after a COPY TO STDOUT larger than the stream's buffer, the socket could
 // stay paused and the next query on that connection never answered. Every client here has ONE
@@ -51,7 +52,7 @@ afterAll(async () => {
 
 describe('COPY TO STDOUT on one connection (porsager/postgres#499)', () => {
   it('answers the next query after each large COPY, even with a slow reader', async () => {
-    oneConnection = postgres(db.url, { max: 1, onnotice: () => {} });
+    oneConnection = connectDatabase(db.url, { max: 1 });
     await withinSeconds(15, 'reading four large tables and then SELECT 1', (async () => {
       for (const table of TABLES) {
         const copy = await openCopyOut(oneConnection, `COPY bulk.${table} TO STDOUT (FORMAT csv, HEADER)`);
@@ -72,7 +73,7 @@ describe('COPY TO STDOUT on one connection (porsager/postgres#499)', () => {
     const uncaught: unknown[] = [];
     const onUncaught = (error: unknown) => uncaught.push(error);
     process.on('uncaughtException', onUncaught);
-    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    const sql = connectDatabase(db.url, { max: 1 });
     try {
       for (let round = 0; round < 20; round += 1) {
         const failing = sql.begin(async (tx) => {
@@ -91,7 +92,7 @@ describe('COPY TO STDOUT on one connection (porsager/postgres#499)', () => {
   });
 
   it('gives the connection back when the reader gives up half way', async () => {
-    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    const sql = connectDatabase(db.url, { max: 1 });
     try {
       await withinSeconds(15, 'abandoning a COPY and then SELECT 1', (async () => {
         const copy = await openCopyOut(sql, 'COPY bulk.big_a TO STDOUT (FORMAT csv, HEADER)');
@@ -107,8 +108,20 @@ describe('COPY TO STDOUT on one connection (porsager/postgres#499)', () => {
     }
   });
 
+  it('refuses a client that connectDatabase did not open, quickly, and the client goes on working', async () => {
+    const plain = postgres(db.url, { max: 1, onnotice: () => {} });
+    try {
+      await withinSeconds(10, 'a COPY on a plain client', (async () => {
+        await expect(openCopyOut(plain, 'COPY bulk.big_a TO STDOUT (FORMAT csv, HEADER)')).rejects.toThrow(/opened by connectDatabase/);
+        expect(await plain`SELECT 1 AS one`).toEqual([{ one: 1 }]);
+      })());
+    } finally {
+      await plain.end({ timeout: 1 });
+    }
+  });
+
   it('exports many large tables in one transaction on one connection', async () => {
-    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    const sql = connectDatabase(db.url, { max: 1 });
     const s3: TestS3 = await startTestS3();
     const tmpRoot = await mkdtemp(join(tmpdir(), 'waj-export-tmp-'));
     try {

@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { S3Client } from '@aws-sdk/client-s3';
-import postgres from 'postgres';
 import type { Sql } from 'postgres';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createS3Client } from '../../lib/clients/s3';
@@ -15,6 +14,7 @@ import type { TestDatabase } from '../support/database';
 import { startTestS3 } from '../support/s3';
 import type { TestS3 } from '../support/s3';
 import { downloadObject, objectExists } from '../fixtures/export/tarball';
+import { connectDatabase } from '../../lib/clients/database';
 
 const PREVIOUS = 'the export from last night';
 
@@ -25,7 +25,7 @@ let tmpRoot: string;
 const clients: Sql[] = [];
 
 function client(url: string): Sql {
-  const sql = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 5 });
+  const sql = connectDatabase(url, { max: 1, connectTimeout: 5 });
   clients.push(sql);
   return sql;
 }

@@ -21,6 +21,7 @@ import type { TestDatabase } from '../support/database';
 import { startSampleEnvironment } from '../support/sample-environment';
 import type { SampleEnvironment } from '../support/sample-environment';
 import type { TestS3 } from '../support/s3';
+import { connectDatabase } from '../../lib/clients/database';
 
 /**
  * The export's fan-out on the real ledger, a real database and a real S3 server: one step per
@@ -132,7 +133,7 @@ describe('an export run fanned out into steps', () => {
       await db.sql.unsafe(`GRANT INSERT, UPDATE ON ALL TABLES IN SCHEMA jobs TO ${role}; REVOKE SELECT ON returns.lines FROM ${role}`);
       const url = new URL(db.url);
       url.username = role;
-      readerSql = postgres(url.toString(), { max: 4, onnotice: () => {} });
+      readerSql = connectDatabase(url.toString(), { max: 4 });
 
       const run = await ledger.enqueue('export', 'http', { schemas: THREE });
       const readerLedger = createRunLedger(readerSql);

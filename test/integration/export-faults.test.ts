@@ -26,6 +26,7 @@ import { freePort } from '../support/offline';
 import { startTestS3 } from '../support/s3';
 import type { TestS3 } from '../support/s3';
 import { downloadObject } from '../fixtures/export/tarball';
+import { connectDatabase } from '../../lib/clients/database';
 
 // Faults against the real services, through the export worker's own path (runJobWorker with the
 // run ledger): the database connection ended during a COPY (one connection, and one of several),
@@ -136,7 +137,7 @@ describe('the export backend ended during a COPY (pg_terminate_backend)', () => 
   for (const parallelism of [1, 2]) {
     it(`fails the run with the cause, on ${parallelism === 1 ? 'one connection' : 'one of two parallel connections'}`, async () => {
       await putPrevious(s3.client, `export/${SCHEMA}.tgz`);
-      const sql = postgres(source.url, { max: 3, onnotice: () => {}, connect_timeout: 5 });
+      const sql = connectDatabase(source.url, { max: 3, connectTimeout: 5 });
       const admin = postgres(source.url, { max: 1, onnotice: () => {} });
       try {
         const run = await exportWithFault(sql, s3.client, parallelism, async () => {
@@ -184,7 +185,7 @@ describe('the database server restarted during a COPY', () => {
   it('fails the run with the cause; once the server is back, a run from a new client succeeds', async () => {
     await putPrevious(s3.client, `export/${SCHEMA}.tgz`);
     const url = server.adminUrl.replace(/\/postgres$/, '/faults');
-    const sql = postgres(url, { max: 3, onnotice: () => {}, connect_timeout: 5 });
+    const sql = connectDatabase(url, { max: 3, connectTimeout: 5 });
     const admin = postgres(url, { max: 1, onnotice: () => {} });
     try {
       const run = await exportWithFault(sql, s3.client, 2, async () => {
@@ -200,7 +201,7 @@ describe('the database server restarted during a COPY', () => {
       // replaces the object: the restart left nothing behind. (The same client is not asserted:
       // postgres.js 3.4 hands the shutdown's FATAL error to later queries on its reconnected
       // connections, and under load that still fails a run on the old pool; a known defect.)
-      const fresh = postgres(url, { max: 3, onnotice: () => {}, connect_timeout: 5 });
+      const fresh = connectDatabase(url, { max: 3, connectTimeout: 5 });
       try {
         const next = await ledger.enqueue('export', 'http');
         await runJobWorker(exportJob(fresh, s3.client), { kind: 'run', runId: next.id }, { leaseMs: 60_000 }, { sql: ledgerDb.sql, ledger }).catch(() => {});
@@ -241,7 +242,7 @@ describe('the S3 server stopped during the upload', () => {
       },
       { step: 'initialize', name: 'stopServerAtFirstPart' },
     );
-    const sql = postgres(source.url, { max: 3, onnotice: () => {} });
+    const sql = connectDatabase(source.url, { max: 3 });
     try {
       await client.send(new CreateBucketCommand({ Bucket: bucket }));
       await putPrevious(client, `export/${SCHEMA}.tgz`);

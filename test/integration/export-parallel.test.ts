@@ -7,7 +7,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import postgres from 'postgres';
 import type { Sql } from 'postgres';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { logger } from '../../lib/logger';
@@ -20,6 +19,7 @@ import type { TestDatabase } from '../support/database';
 import { startTestS3 } from '../support/s3';
 import type { TestS3 } from '../support/s3';
 import { downloadObject } from '../fixtures/export/tarball';
+import { connectDatabase } from '../../lib/clients/database';
 
 const run = promisify(execFile);
 
@@ -38,7 +38,7 @@ let tmpRoot: string;
 const clients: Sql[] = [];
 
 function client(url: string, max = 3): Sql {
-  const sql = postgres(url, { max, onnotice: () => {} });
+  const sql = connectDatabase(url, { max });
   clients.push(sql);
   return sql;
 }

@@ -15,6 +15,7 @@ import { startTestS3 } from '../support/s3';
 import type { TestS3 } from '../support/s3';
 import { AWKWARD_SCHEMA, awkwardTableDefinitions, createAwkwardTables, seedAwkwardSchema } from '../fixtures/export/awkward-schema';
 import { downloadObject, loadCsv, unpackTarball } from '../fixtures/export/tarball';
+import { connectDatabase } from '../../lib/clients/database';
 
 const PLAIN_SCHEMA = 'plain';
 const RESTORED_SCHEMA = 'Restored "Copy" Ω';
@@ -37,7 +38,7 @@ beforeAll(async () => {
   await db.sql.unsafe(`ALTER DATABASE ${q(db.name)} SET DateStyle = 'SQL, DMY'`);
   await db.sql.unsafe(`ALTER DATABASE ${q(db.name)} SET IntervalStyle = 'sql_standard'`);
   await db.sql.unsafe(`ALTER DATABASE ${q(db.name)} SET extra_float_digits = 0`);
-  exportSql = postgres(db.url, { max: 1, onnotice: () => {} });
+  exportSql = connectDatabase(db.url, { max: 1 });
 
   s3 = await startTestS3();
   bucket = await s3.createBucket();

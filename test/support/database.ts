@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import type { Sql } from 'postgres';
 import { migrateDatabase } from '../../scripts/migrate-database';
+import { connectDatabase } from '../../lib/clients/database';
 
 /** Server-level connection used only to create and drop the throwaway test databases. */
 export const adminUrl = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -27,7 +28,7 @@ export async function createTestDatabase(prefix = 'waj_test'): Promise<TestDatab
   }
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
-  const sql = postgres(url.toString(), { max: 4, onnotice: () => {} });
+  const sql = connectDatabase(url.toString(), { max: 4 });
   return {
     url: url.toString(),
     name,

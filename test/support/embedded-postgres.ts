@@ -7,6 +7,8 @@ export interface EmbeddedPostgres {
   /** Superuser connection string to the server's `postgres` database. */
   adminUrl: string;
   port: number;
+  /** The cluster's data folder (owned by the user the server runs as). */
+  dataDir: string;
   /** Stops the server and starts it again on the same port with the same data. */
   restart(): Promise<void>;
   /** Stops the server; a data folder made here is removed. */
@@ -21,5 +23,5 @@ export interface EmbeddedPostgres {
 export async function startEmbeddedPostgres(options: { port?: number; dataDir?: string } = {}): Promise<EmbeddedPostgres> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'waj-test-pg-'));
   const server = await startServer({ dataDir, port: options.port, durable: false, removeDataDirOnStop: options.dataDir === undefined });
-  return { adminUrl: server.adminUrl, port: server.port, restart: server.restart, stop: server.stop };
+  return { adminUrl: server.adminUrl, port: server.port, dataDir: server.dataDir, restart: server.restart, stop: server.stop };
 }
