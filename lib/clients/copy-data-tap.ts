@@ -15,8 +15,6 @@ const COPY_OUT_RESPONSE = 0x48; // 'H'
 const ASYNCHRONOUS = new Set([0x4e, 0x53, 0x41]); // 'N', 'S', 'A'
 const HEADER_BYTES = 5; // type (1) + length (4, counting itself)
 
-let dispatching: CopyDataTap | undefined;
-
 /**
  * Sits between a connection's socket and postgres.js, and takes a COPY's rows off the wire
  * itself, so that postgres.js never sees them.
@@ -39,8 +37,10 @@ let dispatching: CopyDataTap | undefined;
 export class CopyDataTap {
   /** The tap whose bytes postgres.js is handling right now, if any (only during that synchronous call). */
   static dispatching(): CopyDataTap | undefined {
-    return dispatching;
+    return CopyDataTap.handingOn;
   }
+
+  private static handingOn: CopyDataTap | undefined;
 
   private sink: CopyDataSink | undefined;
   /** The message being read: its header bytes so far, and its body bytes still to come. */
@@ -74,70 +74,47 @@ export class CopyDataTap {
     this.flow.resume();
   }
 
+  // The chunk being read: bytes still to hand on start at passFrom (-1: none); a tapped COPY's
+  // payloads are moved down, in place, to [keptFrom, kept) and given to the sink in one piece.
+  private chunk: Buffer = Buffer.alloc(0);
+  private at = 0;
+  private passFrom = -1;
+  private keptFrom = 0;
+  private kept = 0;
+  private wantsPause = false;
+
   /** One chunk of the server's bytes, as the socket read it. */
   receive(chunk: Buffer): void {
     const end = chunk.length;
-    let at = 0;
-    // Bytes still to hand on start at passFrom (-1: none; a message continued from the previous
-    // chunk that is not a tapped row goes on too). A tapped COPY's payloads are moved down, in
-    // place, to [keptFrom, kept), and given to the sink in one piece.
-    let passFrom = this.diverting ? -1 : 0;
-    let keptFrom = 0;
-    let kept = 0;
-    let wantsPause = false;
+    this.chunk = chunk;
+    this.at = 0;
+    // A message continued from the previous chunk goes on, unless it is a tapped row.
+    this.passFrom = this.diverting ? -1 : 0;
+    this.keptFrom = this.kept = 0;
+    this.wantsPause = false;
 
-    const handOn = (upTo: number): void => {
-      if (passFrom >= 0 && upTo > passFrom) {
-        const bytes = chunk.subarray(passFrom, upTo);
-        dispatching = this;
-        try {
-          this.deliver(bytes);
-        } finally {
-          dispatching = undefined;
-        }
-      }
-      passFrom = -1;
-      // Bytes handed on are never written over: postgres.js has handled them, but only those after them are ours.
-      kept = keptFrom = upTo;
-    };
-    const flushKept = (): void => {
-      if (kept > keptFrom && this.sink && !this.sink.write(chunk.subarray(keptFrom, kept))) wantsPause = true;
-      keptFrom = kept;
-    };
-    const messageEnded = (): void => {
-      if (!this.copyStarting) return;
-      // The CopyOutResponse goes on at once, so that openCopyOut attaches its sink before the
-      // COPY's first row is read.
-      this.copyStarting = false;
-      this.attaching = true;
-      try {
-        handOn(at);
-      } finally {
-        this.attaching = false;
-      }
-    };
-
-    while (at < end) {
+    while (this.at < end) {
+      const at = this.at;
       if (this.bodyLeft > 0) {
         const take = Math.min(this.bodyLeft, end - at);
         if (this.diverting) {
-          if (kept !== at) chunk.copyWithin(kept, at, at + take);
-          kept += take;
+          if (this.kept !== at) chunk.copyWithin(this.kept, at, at + take);
+          this.kept += take;
         }
-        at += take;
+        this.at += take;
         this.bodyLeft -= take;
-        if (this.bodyLeft === 0) messageEnded();
+        if (this.bodyLeft === 0) this.messageEnded();
         continue;
       }
       if (this.headerLength === 0) {
         // A new message: its type says where it goes.
         const type = chunk[at]!;
         const divert = type === COPY_DATA && this.sink !== undefined;
-        if (divert && !this.diverting) handOn(at);
+        if (divert && !this.diverting) this.handOn(at);
         else if (!divert && this.diverting) {
-          flushKept();
-          passFrom = at;
-        } else if (!divert && passFrom < 0) passFrom = at;
+          this.flushKept();
+          this.passFrom = at;
+        } else if (!divert && this.passFrom < 0) this.passFrom = at;
         this.diverting = divert;
         if (divert) this.sink!.rows += 1;
         else {
@@ -148,8 +125,8 @@ export class CopyDataTap {
         if (end - at >= HEADER_BYTES) {
           // The whole header is in this chunk (the usual case): nothing to copy.
           this.bodyLeft = Math.max(chunk.readUInt32BE(at + 1) - 4, 0);
-          at += HEADER_BYTES;
-          if (this.bodyLeft === 0) messageEnded();
+          this.at += HEADER_BYTES;
+          if (this.bodyLeft === 0) this.messageEnded();
           continue;
         }
       }
@@ -157,16 +134,51 @@ export class CopyDataTap {
       const take = Math.min(HEADER_BYTES - this.headerLength, end - at);
       chunk.copy(this.header, this.headerLength, at, at + take);
       this.headerLength += take;
-      at += take;
+      this.at += take;
       if (this.headerLength === HEADER_BYTES) {
         this.headerLength = 0;
         this.bodyLeft = Math.max(this.header.readUInt32BE(1) - 4, 0);
-        if (this.bodyLeft === 0) messageEnded();
+        if (this.bodyLeft === 0) this.messageEnded();
       }
     }
-    if (this.diverting) flushKept();
-    else handOn(end);
+    if (this.diverting) this.flushKept();
+    else this.handOn(end);
+    this.chunk = Buffer.alloc(0);
     // Pause only while the COPY goes on: once it has ended, the connection must keep reading.
-    if (wantsPause && this.sink) this.flow.pause();
+    if (this.wantsPause && this.sink) this.flow.pause();
+  }
+
+  /** Hands the pending bytes up to `upTo` on to postgres.js. */
+  private handOn(upTo: number): void {
+    if (this.passFrom >= 0 && upTo > this.passFrom) {
+      const bytes = this.chunk.subarray(this.passFrom, upTo);
+      CopyDataTap.handingOn = this;
+      try {
+        this.deliver(bytes);
+      } finally {
+        CopyDataTap.handingOn = undefined;
+      }
+    }
+    this.passFrom = -1;
+    // Only the bytes after those handed on are rewritten: postgres.js may keep a view of a message it has not had whole.
+    this.kept = this.keptFrom = upTo;
+  }
+
+  private flushKept(): void {
+    if (this.kept > this.keptFrom && this.sink && !this.sink.write(this.chunk.subarray(this.keptFrom, this.kept))) this.wantsPause = true;
+    this.keptFrom = this.kept;
+  }
+
+  private messageEnded(): void {
+    if (!this.copyStarting) return;
+    // The CopyOutResponse goes on at once, so that openCopyOut attaches its sink before the
+    // COPY's first row is read.
+    this.copyStarting = false;
+    this.attaching = true;
+    try {
+      this.handOn(this.at);
+    } finally {
+      this.attaching = false;
+    }
   }
 }

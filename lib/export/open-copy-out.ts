@@ -5,7 +5,7 @@ import { CopyDataTap } from '../clients/copy-data-tap';
 import type { CopyDataSink } from '../clients/copy-data-tap';
 
 /**
- * A COPY's output, in buffers of about `chunkBytes`. `copyEnded` resolves once its connection can
+ * A COPY's output, in buffers of its BlockPool's size. `copyEnded` resolves once its connection can
  * take the next statement; `rowsCounted()` is the CopyData messages read (the server sends one
  * per row, header line included).
  */
@@ -15,7 +15,34 @@ export type CopyOut = Readable & { copyEnded: Promise<void>; rowsCounted: () => 
 export const COPY_CHUNK_BYTES = 1024 * 1024;
 
 /**
- * Runs a `COPY ... TO STDOUT` and returns its output as a stream of ~1 MiB buffers; `signal`
+ * Buffers of one size, handed out for the COPY's rows and given back once their bytes are no
+ * longer needed (hashed and compressed), to be handed out again: a large table otherwise
+ * allocates its whole size again in buffers, and each allocation of external memory brings
+ * the next full garbage collection closer.
+ */
+export class BlockPool {
+  private readonly free: Buffer[] = [];
+
+  constructor(
+    readonly size = COPY_CHUNK_BYTES,
+    private readonly keep = 16,
+  ) {}
+
+  take(): Buffer {
+    return this.free.pop() ?? Buffer.allocUnsafe(this.size);
+  }
+
+  /** A block from take(), or the view of its first bytes that went downstream. */
+  give(block: Buffer): void {
+    // Buffers of this size are never cut from Node's shared pool: each has a memory of its own.
+    if (block.byteOffset !== 0 || block.buffer.byteLength !== this.size || this.free.length >= this.keep) return;
+    this.free.push(Buffer.from(block.buffer, 0, this.size));
+  }
+}
+
+/**
+ * Runs a `COPY ... TO STDOUT` and returns its output as a stream of buffers taken from `blocks`
+ * (1 MiB unless the pool says otherwise; give them back when done with them); `signal`
  * cancels it (on the server too). `sql` must come from connectDatabase: the rows are taken off
  * the wire by the connection's CopyDataTap, gathered straight into the buffers, and never reach
  * postgres.js one by one (the stream returned is postgres.js's own COPY stream, fed by the tap).
@@ -32,7 +59,7 @@ export const COPY_CHUNK_BYTES = 1024 * 1024;
 export async function openCopyOut(
   sql: ISql,
   statement: string,
-  { chunkBytes = COPY_CHUNK_BYTES, signal }: { chunkBytes?: number; signal?: AbortSignal } = {},
+  { blocks = new BlockPool(), signal }: { blocks?: BlockPool; signal?: AbortSignal } = {},
 ): Promise<CopyOut> {
   signal?.throwIfAborted();
   const query = sql.unsafe(statement);
@@ -40,12 +67,13 @@ export async function openCopyOut(
   let stream: Readable | undefined;
   let tap: CopyDataTap | undefined;
   let pushToQueue!: (chunk: Buffer | null) => boolean;
-  let gathered = Buffer.allocUnsafe(chunkBytes);
+  const chunkBytes = blocks.size;
+  let gathered = blocks.take();
   let used = 0;
   const pushGathered = (): boolean => {
     if (used === 0 || !stream || stream.destroyed) return true;
     const chunk = gathered.subarray(0, used);
-    gathered = Buffer.allocUnsafe(chunkBytes);
+    gathered = blocks.take();
     used = 0;
     return pushToQueue(chunk);
   };

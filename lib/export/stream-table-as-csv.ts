@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import type { ISql } from 'postgres';
 import { gzipInBlocks } from './gzip-in-blocks';
 import type { BaseTable } from './list-base-tables';
-import { openCopyOut } from './open-copy-out';
+import { BlockPool, openCopyOut } from './open-copy-out';
 import { quoteIdentifier } from './quote-identifier';
 
 export interface CsvSummary {
@@ -41,7 +41,8 @@ export async function streamTableAsCsv(
   const hash = createHash('sha256');
   let bytes = 0;
   let compressedBytes = 0;
-  const copy = await openCopyOut(sql, copyTableStatement(schema, table), { signal });
+  const blocks = new BlockPool();
+  const copy = await openCopyOut(sql, copyTableStatement(schema, table), { signal, blocks });
   async function* counted(): AsyncGenerator<Buffer> {
     for await (const chunk of copy as AsyncIterable<Buffer>) {
       hash.update(chunk);
@@ -51,7 +52,7 @@ export async function streamTableAsCsv(
     }
   }
   try {
-    for await (const member of gzipInBlocks(counted(), { blocksInFlight })) {
+    for await (const member of gzipInBlocks(counted(), { blocksInFlight, onCompressed: (block) => blocks.give(block) })) {
       compressedBytes += member.length;
       await write(member);
     }

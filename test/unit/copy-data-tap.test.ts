@@ -62,12 +62,12 @@ function wire(s: Scenario): Buffer {
 function run(bytes: Buffer, cuts: number[], sink: CopyDataSink & { pausesAfterEnd?: number }) {
   const flow = { pauses: 0, resumes: 0, pausedAfterCopy: false };
   let copyEnded = false;
-  let tap!: CopyDataTap;
+
   const client = new FakeClient((type) => {
     if (type === 'H') CopyDataTap.dispatching()!.attach(sink);
     if (type === 'c') copyEnded = true;
   });
-  tap = new CopyDataTap((b) => client.data(b), {
+  const tap = new CopyDataTap((b) => client.data(b), {
     pause: () => {
       flow.pauses += 1;
       if (copyEnded) flow.pausedAfterCopy = true;
