@@ -59,18 +59,36 @@ export function databaseSocketFactory(settings: TlsSettings): (options: ConnectO
     const host = options.host[0] ?? 'localhost';
     const port = options.port[0] ?? 5432;
     const timeoutMs = (options.connect_timeout ?? 30) * 1000;
+    const target = options.path ? { path: options.path } : { host, port };
     try {
-      const plain = await connectPlain(options.path ? { path: options.path } : { host, port }, timeoutMs);
       let socket: Socket;
-      try {
-        socket = settings.mode === 'disable' ? plain : await negotiateTls(plain, host, settings, timeoutMs);
-      } catch (error) {
-        plain.destroy();
-        throw error;
+      if (settings.mode === 'disable') {
+        // Without TLS the socket reads into one buffer of its own, over and over, instead of a
+        // new 64 KiB buffer per read (a large table's whole size again in garbage); the tap
+        // copies out what it hands on, as postgres.js may keep a view of it.
+        let tap: CopyDataTap | undefined;
+        socket = await connectPlain(target, timeoutMs, (bytes) => tap?.receive(bytes));
+        tap = tapOf(socket, { copyHandedOn: true });
+      } else {
+        const plain = await connectPlain(target, timeoutMs);
+        try {
+          socket = await negotiateTls(plain, host, settings, timeoutMs);
+        } catch (error) {
+          plain.destroy();
+          throw error;
+        }
+        const tap = tapOf(socket, { copyHandedOn: false });
+        // Every 'data' event of the TLS socket goes through the tap.
+        const emit = socket.emit.bind(socket) as (event: string | symbol, ...args: unknown[]) => boolean;
+        socket.emit = ((event: string | symbol, ...args: unknown[]): boolean => {
+          if (event !== 'data') return emit(event, ...args);
+          tap.receive(args[0] as Buffer);
+          return true;
+        }) as typeof socket.emit;
       }
       // postgres.js names the server in its connection errors from these.
       Object.assign(socket, { host, port });
-      return tapped(socket);
+      return socket;
     } catch (error) {
       // postgres.js handles a failed connection through the socket's 'error' and 'close' events:
       // a rejected promise would fail the waiting query but leave the connection "connecting"
@@ -84,21 +102,26 @@ export function databaseSocketFactory(settings: TlsSettings): (options: ConnectO
   };
 }
 
-/** The tap attached to a socket: every 'data' event goes through it. */
-function tapped(socket: Socket): Socket {
+/** A tap that hands bytes on as the socket's 'data' events (postgres.js listens to those). */
+function tapOf(socket: Socket, { copyHandedOn }: { copyHandedOn: boolean }): CopyDataTap {
   const emit = socket.emit.bind(socket) as (event: string | symbol, ...args: unknown[]) => boolean;
-  const tap = new CopyDataTap((bytes) => emit('data', bytes), socket);
-  socket.emit = ((event: string | symbol, ...args: unknown[]): boolean => {
-    if (event !== 'data') return emit(event, ...args);
-    tap.receive(args[0] as Buffer);
-    return true;
-  }) as typeof socket.emit;
-  return socket;
+  return new CopyDataTap((bytes) => emit('data', copyHandedOn ? Buffer.from(bytes) : bytes), socket);
 }
 
-function connectPlain(target: { path: string } | { host: string; port: number }, timeoutMs: number): Promise<Socket> {
+/** Bytes read into the reused buffer of a socket without TLS. */
+const READ_BUFFER_BYTES = 256 * 1024;
+
+/** Connects; with `onBytes`, every read goes to it, in a buffer that is reused for the next read. */
+function connectPlain(target: { path: string } | { host: string; port: number }, timeoutMs: number, onBytes?: (bytes: Buffer) => void): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect(target);
+    const onread = onBytes && {
+      buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES),
+      callback(length: number, buffer: Buffer): boolean {
+        onBytes(buffer.subarray(0, length));
+        return true;
+      },
+    };
+    const socket = net.connect({ ...target, ...(onread ? { onread } : {}) });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new Error(`Timed out after ${timeoutMs / 1000} s connecting to the database at ${describe(target)}`));
