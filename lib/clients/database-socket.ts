@@ -66,9 +66,9 @@ export function databaseSocketFactory(settings: TlsSettings): (options: ConnectO
         // Without TLS the socket reads into one buffer of its own, over and over, instead of a
         // new 64 KiB buffer per read (a large table's whole size again in garbage); the tap
         // copies out what it hands on, as postgres.js may keep a view of it.
-        let tap: CopyDataTap | undefined;
-        socket = await connectPlain(target, timeoutMs, (bytes) => tap?.receive(bytes));
-        tap = tapOf(socket, { copyHandedOn: true });
+        const reading: { tap?: CopyDataTap } = {};
+        socket = await connectPlain(target, timeoutMs, (bytes) => reading.tap?.receive(bytes));
+        reading.tap = tapOf(socket, { copyHandedOn: true });
       } else {
         const plain = await connectPlain(target, timeoutMs);
         try {
