@@ -24,13 +24,13 @@ export default defineConfig({
       provider: 'v8',
       include: ['lib/**/*.ts'],
       reporter: ['text-summary'],
-      // `npm run test:unit` measures the unit project alone: 41.1% of lines, 40.1% of statements,
-      // 37.2% of functions and 45.8% of branches on 2026-11-25, after the export's streaming
-      // pipeline (tested against real PostgreSQL and S3 in integration) joined lib/. lib/ counts
+      // `npm run test:unit` measures the unit project alone: 47.5% of lines, 46.4% of statements,
+      // 41.5% of functions and 50.3% of branches on 2026-11-25 (with the database sockets, the COPY
+      // tap and the gzip members unit-tested). lib/ counts
       // whole, adapters included (the database, S3 and Lambda clients, the ledgers' SQL), which only
       // the integration tests reach. The floor sits a little under, so a change that drops tested
       // logic fails while a refactor does not; raise it as unit tests grow.
-      thresholds: { lines: 40, statements: 39, functions: 36, branches: 44 },
+      thresholds: { lines: 45, statements: 44, functions: 39, branches: 48 },
     },
     projects: [
       { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 10_000 } },

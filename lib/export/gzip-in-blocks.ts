@@ -41,6 +41,8 @@ class MemberCompressor {
   private readonly stream: Gzip;
   private output: Buffer[] = [];
   private failed: ((error: Error) => void) | undefined;
+  private busy = false;
+  private closing = false;
 
   constructor(level: number) {
     this.stream = createGzip({ level, memLevel: MEM_LEVEL, chunkSize: OUTPUT_CHUNK_BYTES });
@@ -49,22 +51,30 @@ class MemberCompressor {
   }
 
   compress(block: Buffer): Promise<Buffer> {
+    this.busy = true;
     return new Promise((resolve, reject) => {
       this.failed = reject;
       this.stream.write(block);
       this.stream.flush(constants.Z_FINISH, () => {
+        this.busy = false;
         this.failed = undefined;
         const member = this.output.length === 1 ? this.output[0]! : Buffer.concat(this.output);
         this.output = [];
+        if (this.closing) this.stream.destroy();
         // deflateReset: documented for zlib streams, missing from @types/node's Gzip.
-        (this.stream as unknown as { reset(): void }).reset();
+        else (this.stream as unknown as { reset(): void }).reset();
         resolve(member);
       });
     });
   }
 
+  /**
+   * Frees the stream; one still compressing is freed when it is done (destroying it meanwhile
+   * throws "zlib binding closed" from the thread pool's callback: an uncaught exception).
+   */
   close(): void {
-    this.stream.destroy();
+    if (this.busy) this.closing = true;
+    else this.stream.destroy();
   }
 }
 

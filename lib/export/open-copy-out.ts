@@ -29,12 +29,12 @@ export class BlockPool {
   ) {}
 
   take(): Buffer {
-    return this.free.pop() ?? Buffer.allocUnsafe(this.size);
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.size);
   }
 
   /** A block from take(), or the view of its first bytes that went downstream. */
   give(block: Buffer): void {
-    // Buffers of this size are never cut from Node's shared pool: each has a memory of its own.
+    // Its blocks have a memory of their own (allocUnsafeSlow), never a slice of Node's shared pool.
     if (block.byteOffset !== 0 || block.buffer.byteLength !== this.size || this.free.length >= this.keep) return;
     this.free.push(Buffer.from(block.buffer, 0, this.size));
   }
