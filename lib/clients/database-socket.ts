@@ -1,7 +1,6 @@
 import net from 'node:net';
 import type { Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
-import tls from 'node:tls';
 import { CopyDataTap } from './copy-data-tap';
 
 /**
@@ -151,6 +150,8 @@ async function negotiateTls(socket: Socket, host: string, settings: TlsSettings,
       throw new Error(`The database server at ${host} does not accept TLS connections, and sslmode=${settings.mode} asks for one`);
     }
   }
+  // Loaded here, not at cold start: most functions of a local stack never use TLS.
+  const tls = await import('node:tls');
   const secure = tls.connect({
     socket,
     servername: net.isIP(host) ? undefined : host,

@@ -1,4 +1,4 @@
-// ISql: a plain client or the transaction inside sql.begin.
+// ISql: a plain client, a reserved connection or a transaction.
 import type { ISql } from 'postgres';
 import { quoteIdentifier } from './quote-identifier';
 

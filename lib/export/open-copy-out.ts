@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-// ISql: a plain client or the transaction inside sql.begin.
+// ISql: a plain client, a reserved connection or a transaction.
 import type { ISql } from 'postgres';
 import { CopyDataTap } from '../clients/copy-data-tap';
 import type { CopyDataSink } from '../clients/copy-data-tap';

@@ -1,4 +1,6 @@
 import type { ReservedSql, Sql } from 'postgres';
+import { holdConnection, rollBackAndRelease } from '../clients/transaction';
+import type { HeldConnection } from '../clients/transaction';
 
 /**
  * Session settings for the snapshot. Each makes the CSV the same whatever the server's or
@@ -24,7 +26,7 @@ const BEGIN = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';
  */
 export class SnapshotConnections {
   readonly connections: ReservedSql[] = [];
-  private readonly closed = new Set<ReservedSql>();
+  private readonly held = new Map<ReservedSql, HeldConnection>();
   private snapshotId = '';
 
   constructor(private readonly sql: Sql) {}
@@ -52,7 +54,7 @@ export class SnapshotConnections {
 
   /** Throws if the server ended this connection (its transaction, and snapshot, are gone). */
   assertOpen(connection: ReservedSql): void {
-    if (this.closed.has(connection)) throw new Error('The database connection was closed during the export (CONNECTION_CLOSED)');
+    if (this.held.get(connection)?.isClosed()) throw new Error('The database connection was closed during the export (CONNECTION_CLOSED)');
   }
 
   /** Commits every transaction (read-only: nothing to keep, only the snapshot to let go). */
@@ -63,47 +65,17 @@ export class SnapshotConnections {
     }
   }
 
-  /**
-   * Rolls every transaction back and gives the connections back to the pool. Never rejects.
-   * A connection the server ended is neither queried nor released: postgres.js 3.4 would write
-   * to its null socket from a setImmediate (an uncaught TypeError, "reading 'write'") and put the
-   * dead connection back among the open ones; the pool has already marked it closed and opens a
-   * new one when needed.
-   */
+  /** Rolls every transaction back and gives the connections back to the pool (see rollBackAndRelease). Never rejects. */
   async release(): Promise<void> {
-    await Promise.all(
-      this.connections.splice(0).map(async (connection) => {
-        if (this.closed.has(connection)) return;
-        await connection.unsafe('ROLLBACK').catch(() => {});
-        if (!this.closed.has(connection)) connection.release();
-      }),
-    );
+    const connections = this.connections.splice(0);
+    await Promise.all(connections.map((connection) => rollBackAndRelease(this.held.get(connection)!)));
+    this.held.clear();
   }
 
   private async reserve(): Promise<ReservedSql> {
-    const connection = await this.sql.reserve();
-    this.connections.push(connection);
-    // postgres.js tells nobody when a reserved connection closes; its internal `onexecute` hook
-    // (the one sql.begin uses to learn its connection) hands us the connection object, whose
-    // `onclose` the pool calls once when the socket closes.
-    const probe = () =>
-      connection.unsafe('SELECT 1', [], {
-        onexecute: (internal: { onclose?: () => void }) => {
-          internal.onclose = () => this.closed.add(connection);
-          return true;
-        },
-      } as never);
-    try {
-      await probe();
-    } catch (error) {
-      // postgres.js 3.4 keeps the FATAL error (57P01 and kin) that a connection got when the
-      // server shut down and hands it to the first query after the connection reconnects. That
-      // query is this probe: try once more, so a run after a restart or failover is not failed
-      // by the one before it.
-      const code = (error as { code?: unknown }).code;
-      if (typeof code !== 'string' || !code.startsWith('57P') || this.closed.has(connection)) throw error;
-      await probe();
-    }
-    return connection;
+    const held = await holdConnection(this.sql);
+    this.connections.push(held.connection);
+    this.held.set(held.connection, held);
+    return held.connection;
   }
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-// ISql: a plain client or the transaction inside sql.begin.
+// ISql: a plain client, a reserved connection or a transaction.
 import type { ISql } from 'postgres';
 import { gzipInBlocks } from './gzip-in-blocks';
 import type { BaseTable } from './list-base-tables';

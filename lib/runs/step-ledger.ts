@@ -1,4 +1,5 @@
-import type { JSONValue, PendingQuery, Row, Sql, TransactionSql } from 'postgres';
+import type { JSONValue, PendingQuery, Row, Sql } from 'postgres';
+import { inTransaction } from '../clients/transaction';
 import { QUEUED_RUN_EXPIRY_SECONDS, takeoverAllowed } from './lease-rules';
 import { isUuid } from './run';
 import type { JobName, RunStatus } from './run';
@@ -197,7 +198,7 @@ export function runEnding(steps: readonly RunStep[]): { status: 'succeeded' | 'f
 export function createStepLedger(sql: Sql): StepLedger {
   const jsonb = (value: unknown) => (value === undefined || value === null ? null : sql.json(value as JSONValue));
 
-  async function stepsOf(db: Sql | TransactionSql, runId: string): Promise<RunStep[]> {
+  async function stepsOf(db: Sql, runId: string): Promise<RunStep[]> {
     const rows = await db<StepRow[]>`SELECT * FROM jobs.run_steps WHERE run_id = ${runId} ORDER BY position`;
     return rows.map(toStep);
   }
@@ -207,7 +208,7 @@ export function createStepLedger(sql: Sql): StepLedger {
    * first: two steps finishing at the same moment queue here, and whoever comes second reads
    * (in a statement that starts after the first committed) a run already closed.
    */
-  async function closeRunIfDone(tx: TransactionSql, runId: string): Promise<ClosedRun | undefined> {
+  async function closeRunIfDone(tx: Sql, runId: string): Promise<ClosedRun | undefined> {
     const [run] = await tx<{ status: string }[]>`SELECT status FROM jobs.runs WHERE id = ${runId} FOR UPDATE`;
     if (run?.status !== 'running') return undefined;
     await expireLapsedSteps(tx, tx`run_id = ${runId}`);
@@ -228,7 +229,7 @@ export function createStepLedger(sql: Sql): StepLedger {
     return closed && { ...closed, durationMs: Math.round(closed.durationMs), rows: totals.rows, bytes: totals.bytes };
   }
 
-  async function expireLapsedSteps(db: Sql | TransactionSql, which: PendingQuery<Row[]>): Promise<void> {
+  async function expireLapsedSteps(db: Sql, which: PendingQuery<Row[]>): Promise<void> {
     await db`
       UPDATE jobs.run_steps
       SET status = 'timed_out', finished_at = lease_expires_at, error = ${STEP_LAPSED_LEASE_ERROR}
@@ -249,7 +250,7 @@ export function createStepLedger(sql: Sql): StepLedger {
 
   return {
     async addSteps(runId, names) {
-      await sql.begin(async (tx) => {
+      await inTransaction(sql, async (tx) => {
         await tx`
           INSERT INTO jobs.run_steps (run_id, position, name)
           SELECT ${runId}, ordinality - 1, name FROM unnest(${tx.array(names as string[])}::text[]) WITH ORDINALITY AS t(name, ordinality)
@@ -295,7 +296,7 @@ export function createStepLedger(sql: Sql): StepLedger {
     },
 
     async finish(stepId, ending) {
-      return sql.begin(async (tx) => {
+      return inTransaction(sql, async (tx) => {
         const [row] =
           ending.status === 'succeeded'
             ? await tx<StepRow[]>`
@@ -321,13 +322,13 @@ export function createStepLedger(sql: Sql): StepLedger {
       });
     },
 
-    closeIfDone: (runId) => sql.begin((tx) => closeRunIfDone(tx, runId)),
+    closeIfDone: (runId) => inTransaction(sql, (tx) => closeRunIfDone(tx, runId)),
 
     async expireSteps(job) {
       const runs = await sql<{ id: string }[]>`
         SELECT id FROM jobs.runs r
         WHERE job = ${job} AND status = 'running' AND EXISTS (SELECT 1 FROM jobs.run_steps s WHERE s.run_id = r.id)`;
-      for (const { id } of runs) await sql.begin((tx) => closeRunIfDone(tx, id));
+      for (const { id } of runs) await inTransaction(sql, (tx) => closeRunIfDone(tx, id));
     },
   };
 }

@@ -2,6 +2,7 @@ import type { Sql } from 'postgres';
 import { logger } from '../logger';
 import type { TimeLimitedSettings } from '../config';
 import { calendarDateIn } from '../calendar-date';
+import { inTransaction } from '../clients/transaction';
 
 export type { TimeLimitedSettings };
 
@@ -54,7 +55,7 @@ export async function addTimeLimitedWorkflows(
     const today = calendarDateIn(settings.timeZone, now);
     const runAt = now.toISOString();
 
-    const count = await sql.begin(async (tx) => {
+    const count = await inTransaction(sql, async (tx) => {
       await tx`SELECT pg_advisory_xact_lock(${TIME_LIMITED_LOCK_KEY.toString()}::bigint)`;
       // The statement reads whole tables, so hash joins are its natural plan, with a cost linear in
       // the table sizes. The planner underestimates how many purposes are due (a range filter on a
