@@ -8,14 +8,18 @@ import type { SampleEnvironment } from '../support/sample-environment';
 /**
  * 50 concurrent `POST /jobs/time-limited` through `sls offline`, each a cold start in a fresh
  * worker thread (serverless-offline's way): exactly one starts the run (204), the other 49 are
- * told a run is active (409), every answer comes within the API function's timeout (10 s, where
- * offline answers 504), and one run is recorded. Before the API bundles were slimmed, 49 got 504.
+ * told a run is active (409), every answer comes within the API function's timeout (10 s: a
+ * function that runs longer is answered 504 by offline, as by API Gateway, so "204 or 409 each"
+ * is that check), and one run is recorded. The client's own wait also includes the emulator's
+ * queueing of 50 worker threads on this machine's cores (7-10 s on a 2-core machine in November
+ * 2026), which no deployed API has: it is bounded by API Gateway's integration limit, 29 s. Before the API bundles were slimmed, 49 got 504.
  * The worker of the one run is held on a lock until every answer is in, so no later POST can find
  * the run already over and start a second (the outcome must not depend on the machine's speed).
  */
 
 const CONCURRENT = 50;
-const API_TIMEOUT_MS = 10_000;
+/** API Gateway's maximum integration time: no client waits longer for any answer. */
+const GATEWAY_LIMIT_MS = 29_000;
 
 let environment: SampleEnvironment | undefined;
 let db: TestDatabase;
@@ -53,7 +57,7 @@ describe('50 concurrent POSTs through sls offline', () => {
       const detail = `statuses ${JSON.stringify(statuses)}, slowest ${Math.round(slowest)} ms\n${offline.output().slice(-4000)}`;
       expect(statuses.filter((s) => s === 204), detail).toHaveLength(1);
       expect(statuses.filter((s) => s === 409), detail).toHaveLength(CONCURRENT - 1);
-      expect(slowest, detail).toBeLessThan(API_TIMEOUT_MS);
+      expect(slowest, detail).toBeLessThan(GATEWAY_LIMIT_MS);
       for (const refused of answers.filter((a) => a.status === 409)) {
         expect(JSON.parse(refused.body)).toMatchObject({ error: 'A time-limited run is already queued or running' });
       }
