@@ -33,7 +33,13 @@ function readProcess(pid: string): ProcessTimes | undefined {
  */
 export function postgresCpuSeconds(): number {
   const processes = new Map<number, ProcessTimes>();
-  for (const pid of readdirSync('/proc')) {
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc');
+  } catch {
+    return Number.NaN; // no /proc (macOS): the figure is left out, not made up
+  }
+  for (const pid of pids) {
     if (!/^\d+$/.test(pid)) continue;
     const times = readProcess(pid);
     if (times?.name === 'postgres') processes.set(Number(pid), times);
