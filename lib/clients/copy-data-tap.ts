@@ -14,6 +14,7 @@ const COPY_OUT_RESPONSE = 0x48; // 'H'
 /** Messages the server may send at any time, also in the middle of a COPY: NoticeResponse, ParameterStatus, NotificationResponse. */
 const ASYNCHRONOUS = new Set([0x4e, 0x53, 0x41]); // 'N', 'S', 'A'
 const HEADER_BYTES = 5; // type (1) + length (4, counting itself)
+const NO_BYTES = Buffer.alloc(0);
 
 /**
  * Sits between a connection's socket and postgres.js, and takes a COPY's rows off the wire
@@ -76,7 +77,7 @@ export class CopyDataTap {
 
   // The chunk being read: bytes still to hand on start at passFrom (-1: none); a tapped COPY's
   // payloads are moved down, in place, to [keptFrom, kept) and given to the sink in one piece.
-  private chunk: Buffer = Buffer.alloc(0);
+  private chunk: Buffer = NO_BYTES;
   private at = 0;
   private passFrom = -1;
   private keptFrom = 0;
@@ -143,7 +144,7 @@ export class CopyDataTap {
     }
     if (this.diverting) this.flushKept();
     else this.handOn(end);
-    this.chunk = Buffer.alloc(0);
+    this.chunk = NO_BYTES;
     // Pause only while the COPY goes on: once it has ended, the connection must keep reading.
     if (this.wantsPause && this.sink) this.flow.pause();
   }

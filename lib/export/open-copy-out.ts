@@ -65,7 +65,6 @@ export async function openCopyOut(
   const query = sql.unsafe(statement);
 
   let stream: Readable | undefined;
-  let tap: CopyDataTap | undefined;
   let pushToQueue!: (chunk: Buffer | null) => boolean;
   const chunkBytes = blocks.size;
   let gathered = blocks.take();
@@ -119,7 +118,7 @@ export async function openCopyOut(
     if (!stream && value && typeof (value as Readable).on === 'function') {
       const copy = (stream = value as Readable);
       copy.on('error', () => {});
-      tap = CopyDataTap.dispatching();
+      const tap = CopyDataTap.dispatching();
       if (!tap) {
         // Thrown inside postgres.js's message handling, this becomes the query's error; the
         // rows the server sent before the cancel arrives are dropped by postgres.js.
@@ -141,9 +140,8 @@ export async function openCopyOut(
         return copy;
       };
       // postgres.js's read() is `socket.resume()`; the tap's resume is the same, named.
-      const rowsTap = tap;
-      copy._read = () => rowsTap.resume();
-      copy.once('close', () => rowsTap.resume());
+      copy._read = () => tap.resume();
+      copy.once('close', () => tap.resume());
       tap.attach(sink);
     }
     resolve(value);

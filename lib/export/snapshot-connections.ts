@@ -25,7 +25,7 @@ const BEGIN = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';
  * sql.begin: the transactions must be open at once and end together.
  */
 export class SnapshotConnections {
-  readonly connections: ReservedSql[] = [];
+  /** The connections in the order they were opened (a Map keeps it). */
   private readonly held = new Map<ReservedSql, HeldConnection>();
   private snapshotId = '';
 
@@ -59,7 +59,7 @@ export class SnapshotConnections {
 
   /** Commits every transaction (read-only: nothing to keep, only the snapshot to let go). */
   async commit(): Promise<void> {
-    for (const connection of this.connections) {
+    for (const connection of this.held.keys()) {
       this.assertOpen(connection);
       await connection.unsafe('COMMIT');
     }
@@ -67,14 +67,13 @@ export class SnapshotConnections {
 
   /** Rolls every transaction back and gives the connections back to the pool (see rollBackAndRelease). Never rejects. */
   async release(): Promise<void> {
-    const connections = this.connections.splice(0);
-    await Promise.all(connections.map((connection) => rollBackAndRelease(this.held.get(connection)!)));
+    const held = [...this.held.values()];
     this.held.clear();
+    await Promise.all(held.map((connection) => rollBackAndRelease(connection)));
   }
 
   private async reserve(): Promise<ReservedSql> {
     const held = await holdConnection(this.sql);
-    this.connections.push(held.connection);
     this.held.set(held.connection, held);
     return held.connection;
   }
