@@ -50,7 +50,8 @@ class MemberCompressor {
     this.stream.on('error', (error: Error) => this.failed?.(error));
   }
 
-  compress(block: Buffer): Promise<Buffer> {
+  /** Resolves with the member as zlib wrote it: in pieces, views of its output buffers. */
+  compress(block: Buffer): Promise<Buffer[]> {
     this.busy = true;
     return new Promise((resolve, reject) => {
       this.failed = reject;
@@ -58,7 +59,7 @@ class MemberCompressor {
       this.stream.flush(constants.Z_FINISH, () => {
         this.busy = false;
         this.failed = undefined;
-        const member = this.output.length === 1 ? this.output[0]! : Buffer.concat(this.output);
+        const member = this.output;
         this.output = [];
         if (this.closing) this.stream.destroy();
         // deflateReset: documented for zlib streams, missing from @types/node's Gzip.
@@ -79,7 +80,9 @@ class MemberCompressor {
 }
 
 /**
- * Compresses a stream of (about 1 MiB) blocks, each into a gzip member of its own, in order.
+ * Compresses a stream of (about 1 MiB) blocks, each into a gzip member of its own, in order;
+ * each member comes as the pieces zlib wrote it in (a member mostly spans two of zlib's output
+ * buffers, and joining the pieces would allocate and copy every compressed byte once more).
  *
  * RFC 1952 lets a gzip file be members back to back, and gzip, GNU tar, Python and Node's zlib
  * read them as one stream, so the concatenated output is an ordinary .gz. Restarting the
@@ -91,10 +94,10 @@ class MemberCompressor {
 export async function* gzipInBlocks(
   source: AsyncIterable<Buffer>,
   { level = GZIP_LEVEL, blocksInFlight = BLOCKS_IN_FLIGHT, onCompressed }: { level?: number; blocksInFlight?: number; onCompressed?: (block: Buffer) => void } = {},
-): AsyncGenerator<Buffer> {
+): AsyncGenerator<Buffer[]> {
   const idle: MemberCompressor[] = [];
   const all: MemberCompressor[] = [];
-  const pending: Promise<Buffer>[] = [];
+  const pending: Promise<Buffer[]>[] = [];
   try {
     for await (const block of source) {
       if (block.length === 0) continue;

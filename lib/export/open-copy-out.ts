@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import type { ISql } from 'postgres';
 import { CopyDataTap } from '../clients/copy-data-tap';
 import type { CopyDataSink } from '../clients/copy-data-tap';
+import { BlockPool } from './block-pool';
 
 /**
  * A COPY's output, in buffers of its BlockPool's size. `copyEnded` resolves once its connection can
@@ -13,32 +14,6 @@ export type CopyOut = Readable & { copyEnded: Promise<void>; rowsCounted: () => 
 
 /** Size of the buffers rows are gathered into before anyone downstream sees them. */
 export const COPY_CHUNK_BYTES = 1024 * 1024;
-
-/**
- * Buffers of one size, handed out for the COPY's rows and given back once their bytes are no
- * longer needed (hashed and compressed), to be handed out again: a large table otherwise
- * allocates its whole size again in buffers, and each allocation of external memory brings
- * the next full garbage collection closer.
- */
-export class BlockPool {
-  private readonly free: Buffer[] = [];
-
-  constructor(
-    readonly size = COPY_CHUNK_BYTES,
-    private readonly keep = 16,
-  ) {}
-
-  take(): Buffer {
-    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.size);
-  }
-
-  /** A block from take(), or the view of its first bytes that went downstream. */
-  give(block: Buffer): void {
-    // Its blocks have a memory of their own (allocUnsafeSlow), never a slice of Node's shared pool.
-    if (block.byteOffset !== 0 || block.buffer.byteLength !== this.size || this.free.length >= this.keep) return;
-    this.free.push(Buffer.from(block.buffer, 0, this.size));
-  }
-}
 
 /**
  * Runs a `COPY ... TO STDOUT` and returns its output as a stream of buffers taken from `blocks`
@@ -59,7 +34,7 @@ export class BlockPool {
 export async function openCopyOut(
   sql: ISql,
   statement: string,
-  { blocks = new BlockPool(), signal }: { blocks?: BlockPool; signal?: AbortSignal } = {},
+  { blocks = new BlockPool(COPY_CHUNK_BYTES), signal }: { blocks?: BlockPool; signal?: AbortSignal } = {},
 ): Promise<CopyOut> {
   signal?.throwIfAborted();
   const query = sql.unsafe(statement);

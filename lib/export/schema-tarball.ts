@@ -1,5 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { failedStep } from './export-step-error';
+import { BlockPool } from './block-pool';
 import { gzipMember } from './gzip-in-blocks';
 import { openMultipartUpload } from './multipart-upload';
 import type { MultipartUpload, UploadTarget } from './multipart-upload';
@@ -52,14 +53,16 @@ export async function startSchemaTarball(
   }
   let nextPart = 1;
   let compressedBytes = 0;
-  // Bytes of the object not yet sent, in order; always fewer than partBytes between calls.
-  let pending: Buffer[] = [];
+  // The object's bytes not yet sent, in order, gathered into a part buffer of the pool; always
+  // fewer than partBytes between calls. A part's buffer comes back once S3 has stored the part.
+  const parts = new BlockPool(partBytes, 4);
+  let pending = parts.take();
   let pendingBytes = 0;
   let entryOpen = false;
 
   const send = async (partNumber: number, body: Buffer): Promise<void> => {
     try {
-      await upload.sendPart(partNumber, body);
+      await upload.sendPart(partNumber, body, () => parts.give(body));
     } catch (error) {
       throw failedStep(uploadTo, error);
     }
@@ -68,20 +71,19 @@ export async function startSchemaTarball(
   /** Queues bytes at the end of the object, sending each full part. */
   const append = async (data: Buffer): Promise<void> => {
     compressedBytes += data.length;
-    pending.push(data);
-    pendingBytes += data.length;
-    while (pendingBytes >= partBytes) {
-      const all = pending.length === 1 ? pending[0]! : Buffer.concat(pending);
-      const rest = all.subarray(partBytes);
-      pending = rest.length > 0 ? [rest] : [];
-      pendingBytes = rest.length;
-      await send(nextPart++, all.subarray(0, partBytes));
+    for (let from = 0; from < data.length; ) {
+      const take = Math.min(partBytes - pendingBytes, data.length - from);
+      data.copy(pending, pendingBytes, from, from + take);
+      pendingBytes += take;
+      from += take;
+      if (pendingBytes === partBytes) await send(nextPart++, takePending());
     }
   };
 
+  /** The queued bytes (a view of a pool buffer; give it back when done), leaving none queued. */
   const takePending = (): Buffer => {
-    const taken = Buffer.concat(pending);
-    pending = [];
+    const taken = pending.subarray(0, pendingBytes);
+    pending = parts.take();
     pendingBytes = 0;
     return taken;
   };
@@ -111,7 +113,9 @@ export async function startSchemaTarball(
           if (reserved) {
             // The data after the reservation was counted by append; held data was counted on write.
             compressedBytes += header.length;
-            await send(reserved.part, Buffer.concat([reserved.before, header, ...held]));
+            const body = Buffer.concat([reserved.before, header, ...held]);
+            parts.give(reserved.before);
+            await send(reserved.part, body);
           } else {
             compressedBytes -= heldBytes; // counted again by append
             await append(header);

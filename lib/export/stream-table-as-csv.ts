@@ -3,7 +3,8 @@ import { createHash } from 'node:crypto';
 import type { ISql } from 'postgres';
 import { gzipInBlocks } from './gzip-in-blocks';
 import type { BaseTable } from './list-base-tables';
-import { BlockPool, openCopyOut } from './open-copy-out';
+import { BlockPool } from './block-pool';
+import { COPY_CHUNK_BYTES, openCopyOut } from './open-copy-out';
 import { quoteIdentifier } from './quote-identifier';
 
 export interface CsvSummary {
@@ -41,7 +42,7 @@ export async function streamTableAsCsv(
   const hash = createHash('sha256');
   let bytes = 0;
   let compressedBytes = 0;
-  const blocks = new BlockPool();
+  const blocks = new BlockPool(COPY_CHUNK_BYTES);
   const copy = await openCopyOut(sql, copyTableStatement(schema, table), { signal, blocks });
   async function* counted(): AsyncGenerator<Buffer> {
     for await (const chunk of copy as AsyncIterable<Buffer>) {
@@ -53,8 +54,10 @@ export async function streamTableAsCsv(
   }
   try {
     for await (const member of gzipInBlocks(counted(), { blocksInFlight, onCompressed: (block) => blocks.give(block) })) {
-      compressedBytes += member.length;
-      await write(member);
+      for (const piece of member) {
+        compressedBytes += piece.length;
+        await write(piece);
+      }
     }
   } finally {
     copy.destroy();

@@ -1,7 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { gzipInBlocks } from '../../lib/export/gzip-in-blocks';
-import { BlockPool } from '../../lib/export/open-copy-out';
+import { BlockPool } from '../../lib/export/block-pool';
 
 async function* blocksOf(parts: Buffer[]): AsyncGenerator<Buffer> {
   for (const part of parts) yield part;
@@ -9,11 +10,19 @@ async function* blocksOf(parts: Buffer[]): AsyncGenerator<Buffer> {
 
 describe('gzipInBlocks', () => {
   it('gives one member per block, in order, that together gunzip to the input, whatever is in flight; each block is handed back once compressed', async () => {
-    const parts = Array.from({ length: 9 }, (_, k) => Buffer.from(`${k},licence ${k}\n`.repeat(2_000 + k * 500)));
+    // Incompressible blocks too: their members outgrow one of zlib's 256 KiB output buffers and come in pieces.
+    const parts = [
+      ...Array.from({ length: 9 }, (_, k) => Buffer.from(`${k},licence ${k}\n`.repeat(2_000 + k * 500))),
+      randomBytes(600_000),
+      Buffer.from('tail\n'),
+      randomBytes(300_000),
+    ];
     for (const blocksInFlight of [1, 2, 4]) {
       const handedBack: Buffer[] = [];
       const members: Buffer[] = [];
-      for await (const member of gzipInBlocks(blocksOf([...parts, Buffer.alloc(0)]), { blocksInFlight, onCompressed: (block) => handedBack.push(block) })) {
+      for await (const pieces of gzipInBlocks(blocksOf([...parts, Buffer.alloc(0)]), { blocksInFlight, onCompressed: (block) => handedBack.push(block) })) {
+        expect(pieces.every((piece) => piece.length > 0)).toBe(true);
+        const member = Buffer.concat(pieces);
         members.push(member);
         // Each member is a whole gzip file of its own.
         expect(member.subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]));
