@@ -72,9 +72,12 @@ function membersInPieces(data: Buffer, block: number): Buffer[] {
 describe('startSchemaTarball', () => {
   it('writes entries larger than several parts, smaller than one, and after a part boundary byte for byte; parts are sent unsigned-payload from reused buffers', async () => {
     const { client, sent } = recordingClient();
-    // Random bytes do not compress: the sizes in parts are about the sizes here.
+    // Random bytes do not compress: the sizes in parts are about the sizes here. The large entry
+    // fills parts 2 to 6 itself (its first 5 MiB wait for part 1): part 3 is sent while part 2 is
+    // in flight, so sending it waits until one of them is stored and its buffer given back, and
+    // that buffer then takes part 5's bytes, whatever the order the parts are stored in.
     const contents: [string, Buffer][] = [
-      ['s/large.csv', randomBytes(23 * MiB + 5)],
+      ['s/large.csv', randomBytes(32 * MiB + 5)],
       ['s/tiny.csv', Buffer.from('id\n1\n')],
       ['s/empty.csv', Buffer.alloc(0)],
       ['s/crossing.csv', randomBytes(6 * MiB + 512)],
