@@ -13,7 +13,7 @@
  * build); `--rebuild` builds it again, `--drop` drops it at the end. BENCH_ROWS changes the size
  * of the built data (default 4.5 million rows ≈ 1.27 GB of CSV per case); BENCH_RUNS the number
  * of paired runs per case (default 3: each case's ratio is judged on the median of its runs, as
- * one run's ratio moves by ±0.1 with the machine's other work; peak RSS and temporary disk on
+ * one run's ratio moved by up to 0.27 between runs of the same code, with the machine's other work; peak RSS and temporary disk on
  * the worst run); BENCH_CASES=a or b runs one case; BENCH_CPUS=1 pins our
  * export to one CPU (taskset), as a Lambda of 1,769 MB or less would have, to size the worker;
  * EXPORT_TABLE_PARALLELISM is passed through.
