@@ -18,7 +18,6 @@
  * export to one CPU (taskset), as a Lambda of 1,769 MB or less would have, to size the worker;
  * EXPORT_TABLE_PARALLELISM is passed through.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir, availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -34,6 +33,7 @@ import { adminUrl } from '../test/support/database';
 import { startTestS3 } from '../test/support/s3';
 import { startDiscardingS3 } from './bench/discarding-s3';
 import { postgresCpuSeconds } from './bench/postgres-cpu';
+import { runCommand } from './bench/run-command';
 
 const DATABASE = 'waj_bench_export';
 const ROWS = Number(process.env.BENCH_ROWS ?? 4_500_000);
@@ -157,19 +157,6 @@ async function runChild(input: ChildInput): Promise<void> {
   }
 }
 
-function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ stdout: string; ms: number }> {
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
-    let stdout = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.once('error', reject);
-    child.once('close', (code) =>
-      code === 0 ? resolve({ stdout, ms: performance.now() - started }) : reject(new Error(`${command} exited with ${code}`)),
-    );
-  });
-}
-
 async function folderBytes(folder: string): Promise<number> {
   let total = 0;
   for (const entry of await readdir(folder, { withFileTypes: true, recursive: true }).catch(() => [])) {
@@ -233,7 +220,7 @@ async function main(): Promise<void> {
         name: '(a) one table vs psql \\copy | gzip',
         schema: 'bench_one',
         baseline: async () =>
-          run('bash', ['-o', 'pipefail', '-c', `psql "$BENCH_URL" -X -q -c "\\copy bench_one.licence_rows to stdout csv header" | gzip > /dev/null && times`], {
+          runCommand('bash', ['-o', 'pipefail', '-c', `psql "$BENCH_URL" -X -q -c "\\copy bench_one.licence_rows to stdout csv header" | gzip > /dev/null && times`], {
             ...process.env,
             BENCH_URL: url,
           }),
@@ -247,7 +234,7 @@ async function main(): Promise<void> {
           try {
             const tables = Array.from({ length: MANY_TABLES }, (_, k) => `table_${String(k).padStart(2, '0')}`);
             const copies = tables.map((t) => `\\copy bench_many.${t} to '${folder}/csv/${t}.csv' csv header`).join('\n');
-            return await run('bash', ['-o', 'pipefail', '-c', `mkdir "$DIR/csv" && psql "$BENCH_URL" -X -q <<'EOF'\n${copies}\nEOF\ntar czf "$DIR/bench_many.tgz" -C "$DIR/csv" . && times`], {
+            return await runCommand('bash', ['-o', 'pipefail', '-c', `mkdir "$DIR/csv" && psql "$BENCH_URL" -X -q <<'EOF'\n${copies}\nEOF\ntar czf "$DIR/bench_many.tgz" -C "$DIR/csv" . && times`], {
               ...process.env,
               BENCH_URL: url,
               DIR: folder,
@@ -267,7 +254,7 @@ async function main(): Promise<void> {
         // taskset: the CPUs 0..n-1 only; os.availableParallelism() in the child then says n.
         const pinned = CPUS ? ['taskset', '-c', `0-${CPUS - 1}`, ...childArgs] : childArgs;
         const parentCpu = process.cpuUsage();
-        const measured = await measuringServerCpu(withPeakDisk(tmpRoot, run(pinned[0]!, pinned.slice(1), { ...process.env, LOG_LEVEL: 'WARN' })));
+        const measured = await measuringServerCpu(withPeakDisk(tmpRoot, runCommand(pinned[0]!, pinned.slice(1), { ...process.env, LOG_LEVEL: 'WARN' })));
         const { value: ours, peakBytes } = measured.value;
         const { user, system } = process.cpuUsage(parentCpu);
         const output = JSON.parse(ours.stdout.trim().split('\n').at(-1) ?? '{}') as ChildOutput;

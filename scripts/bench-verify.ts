@@ -10,7 +10,6 @@
  * does) and once from a downloaded file (as `npm run verify-export` does).
  * BENCH_CSV_MB sets the CSV size (default 1100).
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -26,6 +25,7 @@ import { startSchemaTarball } from '../lib/export/schema-tarball';
 import { openTarballObject } from '../lib/verification/open-tarball-object';
 import { verifyTarball } from '../lib/verification/verify-tarball';
 import { startTestS3 } from '../test/support/s3';
+import { runCommand } from './bench/run-command';
 
 const CSV_BYTES = Number(process.env.BENCH_CSV_MB ?? 1100) * 1e6;
 const TARGETS = { peakRssMb: 256 };
@@ -114,19 +114,8 @@ async function writeCsv(path: string): Promise<{ rows: number; bytes: number; sh
   return { rows: records.count - 1, bytes, sha256: hash.digest('hex') };
 }
 
-function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ stdout: string; ms: number }> {
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
-    let stdout = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.once('error', reject);
-    child.once('close', (code) => (code === 0 ? resolve({ stdout, ms: performance.now() - started }) : reject(new Error(`${command} exited with ${code}`))));
-  });
-}
-
 async function verifyInChild(input: ChildInput): Promise<ChildOutput> {
-  const { stdout } = await run(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', JSON.stringify(input)], { ...process.env, LOG_LEVEL: 'WARN' });
+  const { stdout } = await runCommand(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', JSON.stringify(input)], { ...process.env, LOG_LEVEL: 'WARN' });
   return JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as ChildOutput;
 }
 
@@ -161,7 +150,7 @@ async function main(): Promise<void> {
     process.stderr.write(`Verifying (load average before: ${load})...\n`);
     const fromS3 = await verifyInChild({ source: { endpoint: s3.endpoint, bucket, key } });
     const fromFile = await verifyInChild({ source: { file: tgzPath } });
-    const baseline = await run('bash', ['-o', 'pipefail', '-c', `gzip -dc "$BENCH_TGZ" | tar -xOf - | sha256sum > /dev/null`], { ...process.env, BENCH_TGZ: tgzPath });
+    const baseline = await runCommand('bash', ['-o', 'pipefail', '-c', `gzip -dc "$BENCH_TGZ" | tar -xOf - | sha256sum > /dev/null`], { ...process.env, BENCH_TGZ: tgzPath });
 
     for (const [name, result] of [['from S3', fromS3], ['from file', fromFile]] as const) {
       if (result.status !== 'verified') throw new Error(`The verifier (${name}) did not verify the tarball: ${result.problems.join('; ')}`);
