@@ -72,10 +72,9 @@ export async function startSchemaTarball(
   const append = async (data: Buffer): Promise<void> => {
     compressedBytes += data.length;
     for (let from = 0; from < data.length; ) {
-      const take = Math.min(partBytes - pendingBytes, data.length - from);
-      data.copy(pending, pendingBytes, from, from + take);
-      pendingBytes += take;
-      from += take;
+      const copied = data.copy(pending, pendingBytes, from, from + Math.min(partBytes - pendingBytes, data.length - from));
+      pendingBytes += copied;
+      from += copied;
       if (pendingBytes === partBytes) await send(nextPart++, takePending());
     }
   };
