@@ -44,18 +44,19 @@ export async function holdConnection(sql: Sql): Promise<HeldConnection> {
       },
     } as never);
   try {
-    await probe();
+    await probe().catch((error: unknown) => {
+      // postgres.js 3.4 keeps the FATAL error (57P01 and kin) that a connection got when the
+      // server shut down and hands it to the first query after the connection reconnects. That
+      // query is this probe: try once more, so a run after a restart or failover is not failed
+      // by the one before it.
+      const code = (error as { code?: unknown }).code;
+      if (closed || typeof code !== 'string' || !code.startsWith('57P')) throw error;
+      return probe();
+    });
   } catch (error) {
-    // postgres.js 3.4 keeps the FATAL error (57P01 and kin) that a connection got when the
-    // server shut down and hands it to the first query after the connection reconnects. That
-    // query is this probe: try once more, so a run after a restart or failover is not failed
-    // by the one before it.
-    const code = (error as { code?: unknown }).code;
-    if (closed || typeof code !== 'string' || !code.startsWith('57P')) {
-      if (!closed) connection.release();
-      throw error;
-    }
-    await probe();
+    // Back to the pool unless it closed (the pool has dropped it then), the retry's failure too.
+    if (!closed) connection.release();
+    throw error;
   }
   return { connection, isClosed: () => closed };
 }
