@@ -31,7 +31,7 @@ import type { ExportResult } from '../lib/export/export-database';
 import { logger } from '../lib/logger';
 import { adminUrl } from '../test/support/database';
 import { startTestS3 } from '../test/support/s3';
-import { startDiscardingS3 } from './bench/discarding-s3';
+import { startDiscardingS3 } from '../test/support/discarding-s3';
 import { postgresCpuSeconds } from './bench/postgres-cpu';
 import { runCommand } from './bench/run-command';
 

@@ -1,51 +1,15 @@
-import { createServer } from 'node:http';
-import type { IncomingHttpHeaders, Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { crc32 } from 'node:zlib';
 import { S3Client } from '@aws-sdk/client-s3';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { openMultipartUpload } from '../../lib/export/multipart-upload';
-
-interface Received {
-  method: string;
-  url: string;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
-}
-
-let server: Server | undefined;
-
-afterEach(() => {
-  server?.close();
-  server = undefined;
-});
-
-/** An HTTP server on loopback that answers the three multipart calls as S3 would, keeping every request. */
-async function fakeS3(): Promise<{ endpoint: string; received: Received[] }> {
-  const received: Received[] = [];
-  server = createServer((request, response) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => {
-      received.push({ method: request.method ?? '', url: request.url ?? '', headers: request.headers, body: Buffer.concat(chunks) });
-      response.setHeader('content-type', 'application/xml');
-      if (request.method === 'POST' && request.url?.includes('?uploads')) {
-        response.end('<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k</Key><UploadId>upload-1</UploadId></InitiateMultipartUploadResult>');
-      } else if (request.method === 'PUT') {
-        response.setHeader('ETag', `"etag-${received.length}"`);
-        response.end();
-      } else {
-        response.end('<CompleteMultipartUploadResult><Bucket>b</Bucket><Key>k</Key><ETag>"whole"</ETag></CompleteMultipartUploadResult>');
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-  return { endpoint: `http://127.0.0.1:${(server!.address() as AddressInfo).port}`, received };
-}
+import { startDiscardingS3 } from '../support/discarding-s3';
+import type { ReceivedRequest } from '../support/discarding-s3';
 
 describe('openMultipartUpload', () => {
   it("with the SDK's default checksums (as in AWS), signs each part UNSIGNED-PAYLOAD and sends the part's CRC32 for S3 to check", async () => {
-    const { endpoint, received } = await fakeS3();
+    const received: ReceivedRequest[] = [];
+    const fakeS3 = await startDiscardingS3({ onRequest: (request) => received.push(request) });
+    const { endpoint } = fakeS3;
     // Only the endpoint differs from the client used in AWS: checksum settings are the SDK's defaults.
     const s3 = new S3Client({ endpoint, forcePathStyle: true, region: 'eu-west-2', credentials: { accessKeyId: 'id', secretAccessKey: 'secret' } });
     try {
@@ -73,6 +37,7 @@ describe('openMultipartUpload', () => {
       for (const request of received.filter((r) => r.method === 'POST')) expect(request.headers['x-amz-content-sha256']).toMatch(/^[0-9a-f]{64}$/);
     } finally {
       s3.destroy();
+      await fakeS3.close();
     }
   });
 });
