@@ -30,7 +30,8 @@ export const MIN_PART_BYTES = 5 * 1024 * 1024;
  * accepts): SigV4 otherwise takes the SHA-256 of every part to sign it, 4% of the export's CPU
  * in a profile, for an integrity check that is done anyway: in AWS the endpoint is HTTPS and the
  * SDK adds each part's CRC32 (its default, requestChecksumCalculation WHEN_SUPPORTED), which S3
- * checks; botocore (the AWS CLI) signs S3 bodies over HTTPS the same way. Locally the S3 server
+ * checks; botocore (the AWS CLI) also skips the body's hash for an S3 request over HTTPS that
+ * carries a checksum header (S3SigV4Auth._should_sha256_sign_payload). Locally the S3 server
  * is on loopback, and the export's verifier reads every tarball back.
  */
 const unsignedPayload: BuildMiddleware<UploadPartCommandInput, UploadPartCommandOutput> = (next) => (args) => {
