@@ -10,6 +10,7 @@
  * does) and once from a downloaded file (as `npm run verify-export` does).
  * BENCH_CSV_MB sets the CSV size (default 1100).
  */
+import { randomUUID } from 'node:crypto';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -138,7 +139,8 @@ async function main(): Promise<void> {
       for (const piece of member) await entry.write(piece);
     }
     await entry.end(csv.bytes);
-    const manifest: SchemaManifest = { schema: 'bench', exportedAt: new Date().toISOString(), tables: [{ table: 'licence_rows', file: 'bench/licence_rows.csv', ...csv }] };
+    const now = new Date().toISOString();
+    const manifest: SchemaManifest = { schema: 'bench', runId: randomUUID(), asOf: now, exportedAt: now, tables: [{ table: 'licence_rows', file: 'bench/licence_rows.csv', ...csv }] };
     await tarball.addBuffer(Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`), 'bench/manifest.json');
     const { compressedBytes } = await tarball.finish();
     rmSync(csvPath);

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +7,8 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { logger } from '../logger';
 import { exportSchema } from './export-schema';
 import { RUN_FOLDER_PREFIX, removeLeftoverRunFolders } from './remove-leftover-run-folders';
+import { holdRunSnapshot } from './run-snapshot';
+import type { HeldRunSnapshot, RunSnapshot } from './run-snapshot';
 import type { TableSummary } from './export-schema';
 
 export type { TableSummary } from './export-schema';
@@ -17,6 +20,8 @@ export interface ExportSettings {
   schemas: string[];
   /** Tables of a schema read at once; the CPUs unless given (see exportSchema). */
   tableParallelism?: number;
+  /** Named in every manifest; a new uuid unless given. */
+  runId?: string;
 }
 
 export interface ExportDeps {
@@ -39,6 +44,7 @@ export interface SchemaOutcome {
   rows?: number;
   bytes?: number;
   compressedBytes?: number;
+  asOf?: string;
   timeTakenMs: number;
   error?: string;
 }
@@ -92,14 +98,27 @@ export async function exportDatabase(
   const runFolder = await mkdtemp(join(tmpRoot, RUN_FOLDER_PREFIX));
   const outcomes: SchemaOutcome[] = [];
   const progress: ExportProgress = { schemasDone: 0, schemasTotal: settings.schemas.length, tablesDone: 0, rows: 0, bytes: 0 };
+  const runId = settings.runId ?? randomUUID();
+  let held: HeldRunSnapshot | undefined;
   try {
+    // One moment for every schema, as the job's run has; it takes a connection of the pool's
+    // besides the ones the schemas read with.
+    if (deps.sql.options.max < 2) throw new RangeError('exportDatabase needs a pool of at least 2 connections: one holds the run\'s snapshot');
+    held = await holdRunSnapshot(deps.sql, runId).catch((error: unknown) => {
+      const cause = `Opening the run's snapshot: ${error instanceof Error ? error.message : String(error)}`;
+      for (const schema of settings.schemas) outcomes.push({ schema, status: 'failed', key: `${settings.prefix}${schema}.tgz`, timeTakenMs: 0, error: cause });
+      return undefined;
+    });
+    const run = held && { runId, snapshot: held.snapshot };
     for (const [index, schema] of settings.schemas.entries()) {
+      if (!run) break;
       progress.currentSchema = schema;
       onProgress?.({ ...progress });
-      outcomes.push(await exportOneSchema(schema, index, settings, deps, runFolder, progress, onProgress));
+      outcomes.push(await exportOneSchema(schema, index, { ...settings, run }, deps, runFolder, progress, onProgress));
       progress.schemasDone += 1;
     }
   } finally {
+    await held?.release();
     await rm(runFolder, { recursive: true, force: true });
   }
   delete progress.currentSchema;
@@ -114,6 +133,8 @@ export async function exportDatabase(
 /** One schema's tarball, as uploaded. */
 export interface SchemaUpload {
   key: string;
+  /** The moment its rows show (the run's snapshot). */
+  asOf: string;
   tables: number;
   rows: number;
   bytes: number;
@@ -135,7 +156,14 @@ export interface SchemaProgress {
  */
 export async function exportSchemaToBucket(
   schema: string,
-  target: { bucket: string; prefix: string; metadata?: Record<string, string>; tableParallelism?: number },
+  target: {
+    bucket: string;
+    prefix: string;
+    run: { runId: string; snapshot: RunSnapshot };
+    onSnapshotImported?: () => Promise<void>;
+    metadata?: Record<string, string>;
+    tableParallelism?: number;
+  },
   deps: { sql: Sql; s3: S3Client; folder: string },
   onProgress?: (progress: SchemaProgress) => void,
 ): Promise<SchemaUpload> {
@@ -149,6 +177,8 @@ export async function exportSchemaToBucket(
       s3: deps.s3,
       bucket: target.bucket,
       key,
+      run: target.run,
+      ...(target.onSnapshotImported && { onSnapshotImported: target.onSnapshotImported }),
       ...(target.metadata && { metadata: target.metadata }),
       folder: deps.folder,
       parallelism: target.tableParallelism,
@@ -166,6 +196,7 @@ export async function exportSchemaToBucket(
     });
     const upload: SchemaUpload = {
       key,
+      asOf: target.run.snapshot.asOf,
       tables: tables.length,
       rows: sum(tables.map((table) => table.rows)),
       bytes: sum(tables.map((table) => table.bytes)),
@@ -185,7 +216,7 @@ export async function exportSchemaToBucket(
 async function exportOneSchema(
   schema: string,
   index: number,
-  settings: ExportSettings,
+  settings: ExportSettings & { run: { runId: string; snapshot: RunSnapshot } },
   deps: ExportDeps,
   runFolder: string,
   progress: ExportProgress,

@@ -12,6 +12,8 @@ import { listBaseTables } from './list-base-tables';
 import type { BaseTable } from './list-base-tables';
 import { startSchemaTarball } from './schema-tarball';
 import type { SchemaTarball } from './schema-tarball';
+import { RunSnapshotGoneError } from './run-snapshot';
+import type { RunSnapshot } from './run-snapshot';
 import { SnapshotConnections } from './snapshot-connections';
 import { streamTableAsCsv } from './stream-table-as-csv';
 import type { CsvSummary } from './stream-table-as-csv';
@@ -27,6 +29,11 @@ export interface TableSummary {
 
 export interface SchemaManifest {
   schema: string;
+  /** The export run this tarball belongs to: every tarball of a run names it. */
+  runId: string;
+  /** The moment the rows show: the run's snapshot (the same in every tarball of the run). */
+  asOf: string;
+  /** When this tarball was written. */
   exportedAt: string;
   tables: TableSummary[];
 }
@@ -38,6 +45,10 @@ export interface SchemaExport {
 
 export interface SchemaExportTarget {
   sql: Sql;
+  /** The run's snapshot, which every connection imports (run-snapshot.ts): the run's one moment. */
+  run: { runId: string; snapshot: RunSnapshot };
+  /** Called once every connection has imported the run's snapshot (the step records it in the ledger). */
+  onSnapshotImported?: () => Promise<void>;
   s3: S3Client;
   bucket: string;
   key: string;
@@ -58,8 +69,8 @@ export interface SchemaExportTarget {
 
 /**
  * Exports one schema to s3://bucket/key as a .tgz of `<schema>/<table>.csv` files and
- * `<schema>/manifest.json`, every table read in one REPEATABLE READ snapshot shared by up to
- * `parallelism` connections, in the tarball's (name) order.
+ * `<schema>/manifest.json`, every table read in the run's snapshot (imported by up to
+ * `parallelism` connections), in the tarball's (name) order.
  *
  * No table is ever staged uncompressed. The table whose turn it is in the tarball streams
  * COPY → gzip → S3 directly; a table read alongside it, ahead of its turn, is compressed into a
@@ -69,24 +80,28 @@ export interface SchemaExportTarget {
  * cancelling the other tables' COPYs, aborting the upload and removing the temporary files.
  */
 export async function exportSchema(schema: string, target: SchemaExportTarget): Promise<SchemaExport> {
-  const { sql, s3, bucket, key, folder } = target;
+  const { sql, s3, bucket, key, folder, run } = target;
   const exportedAt = new Date();
-  const tarball = await startSchemaTarball(s3, { bucket, key, metadata: target.metadata }, { date: exportedAt });
-  const connections = new SnapshotConnections(sql);
+  const connections = new SnapshotConnections(sql, { runId: run.runId, snapshotId: run.snapshot.id });
   const stop = new AbortController();
+  let tarball: SchemaTarball | undefined;
   try {
     await mkdir(folder, { recursive: true });
     const reading = <T>(work: Promise<T>): Promise<T> =>
       work.catch((error: unknown) => {
+        if (error instanceof RunSnapshotGoneError) throw error;
         throw failedStep(`Reading schema "${schema}" from the database`, error);
       });
-    const first = await reading(connections.open());
+    // Every connection imports the snapshot first, so the coordinator can let it go soonest.
+    const first = await reading(connections.join());
     const baseTables = await reading(listBaseTables(first, schema));
     if (baseTables.length === 0) throw new Error(`Schema "${schema}" has no base tables (or does not exist)`);
     const parallelism = Math.max(1, Math.min(target.parallelism ?? availableParallelism(), baseTables.length, sql.options.max - 1));
     const others: ReservedSql[] = [];
     for (let i = 1; i < parallelism; i += 1) others.push(await reading(connections.join()));
+    await target.onSnapshotImported?.();
 
+    tarball = await startSchemaTarball(s3, { bucket, key, metadata: target.metadata }, { date: exportedAt });
     const tables = await new TableQueue(schema, baseTables, tarball, {
       ...target,
       folder,
@@ -94,13 +109,13 @@ export async function exportSchema(schema: string, target: SchemaExportTarget): 
       assertOpen: (connection) => connections.assertOpen(connection),
     }).run([first, ...others]);
     await reading(connections.commit());
-    const manifest: SchemaManifest = { schema, exportedAt: exportedAt.toISOString(), tables };
+    const manifest: SchemaManifest = { schema, runId: run.runId, asOf: run.snapshot.asOf, exportedAt: exportedAt.toISOString(), tables };
     await tarball.addBuffer(Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`), manifestEntryName(schema));
     const { compressedBytes } = await tarball.finish();
     return { tables, compressedBytes };
   } catch (error) {
     stop.abort(error);
-    await tarball.cancel();
+    await tarball?.cancel();
     throw error;
   } finally {
     await connections.release();

@@ -1,6 +1,7 @@
 import type { ReservedSql, Sql } from 'postgres';
 import { holdConnection, rollBackAndRelease } from '../clients/transaction';
 import type { HeldConnection } from '../clients/transaction';
+import { isSnapshotGone, RunSnapshotGoneError } from './run-snapshot';
 
 /**
  * Session settings for the snapshot. Each makes the CSV the same whatever the server's or
@@ -19,35 +20,30 @@ const SNAPSHOT_SETTINGS = [
 const BEGIN = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';
 
 /**
- * Connections of the pool, each in a read-only transaction, that all see one snapshot: the first
- * exports its snapshot (pg_export_snapshot) and the others adopt it (SET TRANSACTION SNAPSHOT),
- * so tables read on any of them agree, as if read in one transaction. Reserved connections, not
- * sql.begin: the transactions must be open at once and end together.
+ * Connections of the pool, each in a read-only transaction that imports the run's snapshot (SET
+ * TRANSACTION SNAPSHOT: see run-snapshot.ts, which the coordinator holds), so tables read on any of
+ * them, in any step of the run, agree as if read in one transaction. A snapshot that cannot be
+ * imported is RunSnapshotGoneError, never replaced by one of this step's own. Reserved
+ * connections, not sql.begin: the transactions must be open at once and end together.
  */
 export class SnapshotConnections {
   /** The connections in the order they were opened (a Map keeps it). */
   private readonly held = new Map<ReservedSql, HeldConnection>();
-  private snapshotId = '';
 
-  constructor(private readonly sql: Sql) {}
+  constructor(
+    private readonly sql: Sql,
+    private readonly run: { runId: string; snapshotId: string },
+  ) {}
 
-  /** Opens the first connection and its snapshot; returns it. */
-  async open(): Promise<ReservedSql> {
-    const first = await this.reserve();
-    await first.unsafe(BEGIN);
-    const [row] = await first.unsafe<[{ snapshot: string }]>('SELECT pg_export_snapshot() AS snapshot');
-    this.snapshotId = row.snapshot;
-    for (const setting of SNAPSHOT_SETTINGS) await first.unsafe(setting);
-    return first;
-  }
-
-  /** Opens one more connection in the same snapshot. */
+  /** Opens one more connection in the run's snapshot. */
   async join(): Promise<ReservedSql> {
-    if (!this.snapshotId) throw new Error('open() first: there is no snapshot to join');
     const connection = await this.reserve();
     await connection.unsafe(BEGIN);
     // Identifiers pg_export_snapshot returns are like 00000003-0000001B-1: nothing to escape.
-    await connection.unsafe(`SET TRANSACTION SNAPSHOT '${this.snapshotId.replaceAll("'", "''")}'`);
+    await connection.unsafe(`SET TRANSACTION SNAPSHOT '${this.run.snapshotId.replaceAll("'", "''")}'`).catch((error: unknown) => {
+      if (isSnapshotGone(error)) throw new RunSnapshotGoneError(this.run.runId, (error as Error).message);
+      throw error;
+    });
     for (const setting of SNAPSHOT_SETTINGS) await connection.unsafe(setting);
     return connection;
   }

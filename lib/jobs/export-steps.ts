@@ -2,10 +2,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { readDatabaseSettings, readStepDispatchSettings } from '../config';
+import { ConfigError, readDatabaseSettings, readStepDispatchSettings } from '../config';
 import type { DispatchSettings, Env, ExportSettings } from '../config';
 import { exportSchemaToBucket } from '../export/export-database';
 import { RUN_FOLDER_PREFIX, removeLeftoverRunFolders } from '../export/remove-leftover-run-folders';
+import { RunSnapshotGoneError } from '../export/run-snapshot';
 import { recordStepMetrics } from '../metrics';
 import { createLambdaDispatch } from './dispatch';
 import type { StepEvent } from './dispatch';
@@ -31,14 +32,24 @@ export function createExportStepWork(
   s3: S3Client,
   { removeLeftovers = false, tmpRoot = tmpdir() }: { removeLeftovers?: boolean; tmpRoot?: string } = {},
 ): StepWork {
-  return async (step, { sql, reportProgress }) => {
+  return async (step, { sql, steps, reportProgress }) => {
+    // The run's one moment, recorded by its coordinator; never a snapshot of this step's own.
+    const snapshot = await steps.runSnapshot(step.runId);
+    if (!snapshot) throw new RunSnapshotGoneError(step.runId, 'the run has no snapshot recorded');
     if (removeLeftovers) await removeLeftoverRunFolders(tmpRoot);
     const folder = await mkdtemp(join(tmpRoot, RUN_FOLDER_PREFIX));
     const started = performance.now();
     try {
       const { key, tables, rows, bytes, compressedBytes, timeTakenMs } = await exportSchemaToBucket(
         step.name,
-        { bucket: settings.bucket, prefix: settings.prefix, tableParallelism: settings.tableParallelism, metadata: { 'run-id': step.runId, schema: step.name } },
+        {
+          bucket: settings.bucket,
+          prefix: settings.prefix,
+          tableParallelism: settings.tableParallelism,
+          metadata: { 'run-id': step.runId, schema: step.name },
+          run: { runId: step.runId, snapshot },
+          onSnapshotImported: () => steps.markSnapshotImported(step.id),
+        },
         // A folder inside: exportSchemaToBucket removes the one it is given.
         { sql, s3, folder: join(folder, 'schema') },
         reportProgress,
@@ -89,6 +100,24 @@ export function createStartSteps(settings: DispatchSettings, concurrency: number
 export function createFannedOutExport(env: Env, settings: ExportSettings, s3: S3Client, options: { removeLeftovers?: boolean } = {}) {
   const database = readDatabaseSettings(env);
   const work = createExportStepWork(settings, s3, options);
-  const startSteps = createStartSteps(readStepDispatchSettings(env), settings.concurrency, (event) => runStepInline(work, event, database));
-  return { job: createExportJob(settings, startSteps), work };
+  const dispatch = readStepDispatchSettings(env);
+  if (dispatch.mode === 'lambda') assertEveryStepCanStartAtOnce(settings);
+  const startSteps = createStartSteps(dispatch, settings.concurrency, (event) => runStepInline(work, event, database));
+  return { job: createExportJob(settings, startSteps, { bound: dispatch.mode === 'lambda' ? 'lease' : 'unbounded' }), work };
+}
+
+/**
+ * Through Lambda, every step of a run must start while the coordinator holds the run's snapshot,
+ * which it can for at most its own 15 minutes: a step queued behind another (the schema worker's
+ * reserved concurrency, EXPORT_CONCURRENCY, below the number of schemas) would start after a whole
+ * schema's export, too late. So the coordinator refuses to start with fewer than one schema worker
+ * per schema (README, "One moment"). Inline the coordinator holds the snapshot for as long as it takes.
+ */
+export function assertEveryStepCanStartAtOnce(settings: Pick<ExportSettings, 'concurrency' | 'schemas'>): void {
+  if (settings.concurrency >= settings.schemas.length) return;
+  throw new ConfigError(
+    `EXPORT_CONCURRENCY (${settings.concurrency}) is below the number of EXPORT_SCHEMAS (${settings.schemas.length}: ${settings.schemas.join(', ')}). ` +
+      "Every schema of an export run is read in the run's one snapshot, which the coordinator can hold only while it runs, so every " +
+      'schema step must be able to start at once: set EXPORT_CONCURRENCY (the schema worker\'s reserved concurrency) to at least the number of schemas.',
+  );
 }

@@ -7,6 +7,8 @@ export interface JobContext {
   runId: string;
   /** Best-effort progress for the run ledger; the caller throttles the writes. */
   reportProgress(progress: unknown): void;
+  /** When this attempt must have ended (epoch ms): its Lambda's timeout, or the inline lease. */
+  deadline: number;
 }
 
 /** A job as its worker carries it out: the request side (JobRequest) and the run. */

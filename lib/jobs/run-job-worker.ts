@@ -93,8 +93,9 @@ export async function runJobWorker(job: Job, request: JobWorkerRequest, context:
   const progress = createProgressReporter(ledger, runId);
   const started = performance.now();
   const elapsedMs = () => Math.round(performance.now() - started);
+  const deadline = Date.now() + context.leaseMs;
   try {
-    const result = await job.run(job.parseParams(claim.run.params), { sql, runId, reportProgress: progress.report });
+    const result = await job.run(job.parseParams(claim.run.params), { sql, runId, reportProgress: progress.report, deadline });
     await progress.flush();
     if (result === STEPS_CLOSE_THE_RUN) return await stepsOutcome(ledger, runId);
     await ledger.succeed(runId, result);

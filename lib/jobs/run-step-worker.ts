@@ -9,7 +9,18 @@ import { markFailureRecordedOnRun } from './failure-recorded-on-run';
 import { WorkerEventError } from './worker-event';
 
 /** The work of one step, e.g. one schema's export. Resolves with the step's result; throws its cause. */
-export type StepWork = (step: RunStep, context: { sql: Sql; reportProgress(progress: StepProgress): void }) => Promise<StepResult>;
+export type StepWork = (step: RunStep, context: { sql: Sql; steps: StepLedger; reportProgress(progress: StepProgress): void }) => Promise<StepResult>;
+
+/**
+ * Whether a step's failure is one that no retry can mend: the error, or one of its causes, says
+ * `final: true` (e.g. RunSnapshotGoneError). Such a step fails for good at its first attempt.
+ */
+export function isFinalStepFailure(error: unknown): boolean {
+  for (let e = error, depth = 0; typeof e === 'object' && e !== null && depth < 10; e = (e as { cause?: unknown }).cause, depth += 1) {
+    if ((e as { final?: unknown }).final === true) return true;
+  }
+  return false;
+}
 
 export interface StepWorkerContext {
   /** The Lambda request id of this attempt, recorded on the step. */
@@ -75,9 +86,10 @@ export async function runStepWorker(event: StepEvent, work: StepWork, context: S
   const progress = createProgressReporter({ reportProgress: (id, value) => steps.reportProgress(id, value as StepProgress) }, step.id);
   let result: StepResult;
   try {
-    result = await work(step, { sql, reportProgress: progress.report });
+    result = await work(step, { sql, steps, reportProgress: progress.report });
   } catch (error) {
-    const final = step.attempts >= context.maxAttempts;
+    // A failure no retry can mend (the run's snapshot is gone) ends the step at once.
+    const final = step.attempts >= context.maxAttempts || isFinalStepFailure(error);
     try {
       await progress.flush();
       const { closed } = await steps.finish(step.id, { status: 'failed', error: describe(error), final });

@@ -87,6 +87,7 @@ interface RunRow {
   result: unknown;
   error: string | null;
   lambda_request_id: string | null;
+  as_of: Date | null;
 }
 
 const ACTIVE_RUN_INDEX = 'runs_one_active_per_job';
@@ -112,6 +113,7 @@ function toRun(row: RunRow): Run {
     result: row.result,
     error: row.error,
     lambdaRequestId: row.lambda_request_id,
+    asOf: iso(row.as_of),
   };
 }
 

@@ -28,6 +28,8 @@ export interface Run {
   result: unknown;
   error: string | null;
   lambdaRequestId: string | null;
+  /** An export run: the moment all its tarballs show (its snapshot's start), once taken; otherwise null. */
+  asOf: string | null;
 }
 
 /** How many runs a listing gives when not told, and at most. */

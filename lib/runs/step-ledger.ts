@@ -22,6 +22,8 @@ export interface StepResult {
   compressedBytes: number;
   key: string;
   timeTakenMs?: number;
+  /** The moment the step's output shows (the export: the run's snapshot). */
+  asOf?: string;
 }
 
 /** Progress of a running step, as its worker reports it. */
@@ -48,6 +50,14 @@ export interface RunStep {
   result: StepResult | null;
   error: string | null;
   verification: unknown;
+  /** When this attempt had imported the run's snapshot (the export), or null. */
+  snapshotImportedAt: string | null;
+}
+
+/** The snapshot a run's steps read in (see lib/export/run-snapshot.ts), as the ledger keeps it. */
+export interface RecordedRunSnapshot {
+  id: string;
+  asOf: string;
 }
 
 /** A run's progress, totalled over its steps. */
@@ -113,6 +123,14 @@ export interface StepLedger {
    * steps have all ended but whose closing was lost). Called before a new run is recorded.
    */
   expireSteps(job: JobName): Promise<void>;
+  /** Records the run's snapshot, before any step is handed over; a run has one, never replaced. */
+  recordRunSnapshot(runId: string, snapshot: RecordedRunSnapshot): Promise<void>;
+  /** The run's snapshot, if its coordinator recorded one. */
+  runSnapshot(runId: string): Promise<RecordedRunSnapshot | undefined>;
+  /** Records that the step's running attempt has imported the run's snapshot on every connection. */
+  markSnapshotImported(stepId: string): Promise<void>;
+  /** The steps the run's snapshot is still held for: queued, or running without having imported it. */
+  stepsAwaitingSnapshot(runId: string): Promise<string[]>;
 }
 
 /**
@@ -141,6 +159,7 @@ interface StepRow {
   result: StepResult | null;
   error: string | null;
   verification: unknown;
+  snapshot_imported_at: Date | null;
 }
 
 function iso(value: Date | null): string | null {
@@ -164,6 +183,7 @@ function toStep(row: StepRow): RunStep {
     result: row.result,
     error: row.error,
     verification: row.verification,
+    snapshotImportedAt: iso(row.snapshot_imported_at),
   };
 }
 
@@ -209,7 +229,7 @@ export function createStepLedger(sql: Sql): StepLedger {
    * (in a statement that starts after the first committed) a run already closed.
    */
   async function closeRunIfDone(tx: Sql, runId: string): Promise<ClosedRun | undefined> {
-    const [run] = await tx<{ status: string }[]>`SELECT status FROM jobs.runs WHERE id = ${runId} FOR UPDATE`;
+    const [run] = await tx<{ status: string; as_of: Date | null }[]>`SELECT status, as_of FROM jobs.runs WHERE id = ${runId} FOR UPDATE`;
     if (run?.status !== 'running') return undefined;
     await expireLapsedSteps(tx, tx`run_id = ${runId}`);
     const steps = await stepsOf(tx, runId);
@@ -221,7 +241,12 @@ export function createStepLedger(sql: Sql): StepLedger {
       SET status = ${status},
           finished_at = now(),
           progress = ${sql.json(totals as unknown as JSONValue)},
-          result = ${sql.json({ ...totals, steps: steps.map(({ name, status: s, result }) => ({ name, status: s, ...(result ?? {}) })) } as unknown as JSONValue)},
+          result = ${sql.json({
+            ...totals,
+            // The moment every tarball of the run shows (the export's run snapshot).
+            ...(run.as_of && { asOf: run.as_of.toISOString() }),
+            steps: steps.map(({ name, status: s, result }) => ({ name, status: s, ...(result ?? {}) })),
+          } as unknown as JSONValue)},
           error = ${error}
       WHERE id = ${runId}
       RETURNING id, job, status, error,
@@ -276,7 +301,8 @@ export function createStepLedger(sql: Sql): StepLedger {
             lease_expires_at = now() + ${leaseMs} * interval '1 millisecond',
             lambda_request_id = ${requestId ?? null},
             progress = NULL,
-            result = NULL
+            result = NULL,
+            snapshot_imported_at = NULL
         WHERE run_id = ${runId} AND name = ${name}
           AND (status = 'queued' OR ${takeoverAllowed(sql, requestId)})
           AND EXISTS (SELECT 1 FROM jobs.runs r WHERE r.id = run_id AND r.status = 'running')
@@ -329,6 +355,31 @@ export function createStepLedger(sql: Sql): StepLedger {
         SELECT id FROM jobs.runs r
         WHERE job = ${job} AND status = 'running' AND EXISTS (SELECT 1 FROM jobs.run_steps s WHERE s.run_id = r.id)`;
       for (const { id } of runs) await inTransaction(sql, (tx) => closeRunIfDone(tx, id));
+    },
+
+    async recordRunSnapshot(runId, snapshot) {
+      const updated = await sql`
+        UPDATE jobs.runs SET snapshot_id = ${snapshot.id}, as_of = ${snapshot.asOf}
+        WHERE id = ${runId} AND status = 'running' AND snapshot_id IS NULL`;
+      if (updated.count !== 1) throw new Error(`Run ${runId} is not running, or has a snapshot already: its snapshot was not recorded`);
+    },
+
+    async runSnapshot(runId) {
+      if (!isUuid(runId)) return undefined;
+      const [row] = await sql<{ id: string | null; as_of: Date | null }[]>`SELECT snapshot_id AS id, as_of FROM jobs.runs WHERE id = ${runId}`;
+      return row?.id && row.as_of ? { id: row.id, asOf: row.as_of.toISOString() } : undefined;
+    },
+
+    async markSnapshotImported(stepId) {
+      await sql`UPDATE jobs.run_steps SET snapshot_imported_at = now() WHERE id = ${stepId} AND status = 'running'`;
+    },
+
+    async stepsAwaitingSnapshot(runId) {
+      const rows = await sql<{ name: string }[]>`
+        SELECT name FROM jobs.run_steps
+        WHERE run_id = ${runId} AND (status = 'queued' OR (status = 'running' AND snapshot_imported_at IS NULL))
+        ORDER BY position`;
+      return rows.map((row) => row.name);
     },
   };
 }

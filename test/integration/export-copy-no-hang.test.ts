@@ -120,8 +120,8 @@ describe('COPY TO STDOUT on one connection (porsager/postgres#499)', () => {
     }
   });
 
-  it('exports many large tables in one transaction on one connection', async () => {
-    const sql = connectDatabase(db.url, { max: 1 });
+  it('exports many large tables in one transaction on one connection (and one holding the run\'s snapshot)', async () => {
+    const sql = connectDatabase(db.url, { max: 2 });
     const s3: TestS3 = await startTestS3();
     const tmpRoot = await mkdtemp(join(tmpdir(), 'waj-export-tmp-'));
     try {

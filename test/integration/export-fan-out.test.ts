@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { runStepInline } from '../../lib/jobs/job-functions';
 import postgres from 'postgres';
 import type { Sql } from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -56,20 +57,28 @@ beforeEach(async () => {
 });
 
 /** The coordinator with its steps carried out in this process (inline), as `sls invoke local` does. */
-function inlineExport(sql: Sql = db.sql, work: StepWork = createExportStepWork({ bucket, prefix: 'export/' }, s3.client)) {
-  const startSteps = createStartSteps({ mode: 'inline' }, 3, (event) =>
-    runStepWorker(event, work, { leaseMs: LEASE_MS, maxAttempts: 1 }, { sql, steps: createStepLedger(sql) }),
-  );
-  return createExportJob({ schemas: [...DEFAULT_EXPORT_SCHEMAS] }, startSteps);
+function inlineExport(url: string = db.url, work: StepWork = createExportStepWork({ bucket, prefix: 'export/' }, s3.client)) {
+  // Each step on a client of its own, as runStepInline (and Lambda) give it: steps sharing the
+  // coordinator's pool could each hold a connection and wait for another.
+  const startSteps = createStartSteps({ mode: 'inline' }, 3, (event) => runStepInline(work, event, { url }));
+  return createExportJob({ schemas: [...DEFAULT_EXPORT_SCHEMAS] }, startSteps, { bound: 'unbounded' });
 }
 
-/** The coordinator in Lambda mode: steps are only handed over (recorded here), not carried out. */
-function handOverOnly() {
+/**
+ * The coordinator in Lambda mode: steps are only handed over (recorded here), not carried out.
+ * It lets the run's snapshot go at once unless told to hold it (`holdMs`), for tests of the
+ * ledger whose steps import nothing.
+ */
+function handOverOnly(holdMs = 0) {
   const handed: StepEvent[] = [];
-  const job = createExportJob({ schemas: THREE }, async (events) => {
-    handed.push(...events);
-    return events.map(() => ({ status: 'fulfilled', value: undefined }) as const);
-  });
+  const job = createExportJob(
+    { schemas: THREE },
+    async (events) => {
+      handed.push(...events);
+      return events.map(() => ({ status: 'fulfilled', value: undefined }) as const);
+    },
+    { bound: 'lease', atMostMs: holdMs, pollMs: 50 },
+  );
   return { job, handed };
 }
 
@@ -138,7 +147,7 @@ describe('an export run fanned out into steps', () => {
       const run = await ledger.enqueue('export', 'http', { schemas: THREE });
       const readerLedger = createRunLedger(readerSql);
       await expect(
-        runJobWorker(inlineExport(readerSql), { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS }, { sql: readerSql, ledger: readerLedger }),
+        runJobWorker(inlineExport(url.toString()), { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS }, { sql: readerSql, ledger: readerLedger }),
       ).rejects.toThrow(/returns/);
 
       expect(await keys()).toEqual(['export/crm.tgz', 'export/water.tgz']);
@@ -233,17 +242,25 @@ describe('an export run fanned out into steps', () => {
 });
 
 describe('the coordinator', () => {
-  it("Lambda's retry of a crashed coordinator (same request id) takes the run over and hands over only the steps still queued", async () => {
+  it("Lambda's retry of a crashed coordinator (same request id) takes the run over: no second snapshot; the steps still queued fail naming the lost one", async () => {
     const run = await ledger.enqueue('export', 'http');
     const first = handOverOnly();
     await runJobWorker(first.job, { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS, requestId: 'coord-1' }, { sql: db.sql, ledger });
+    const asOf = (await ledger.get(run.id))?.asOf;
+    expect(asOf).toEqual(expect.any(String));
     await steps.claim(run.id, 'water', { leaseMs: LEASE_MS, requestId: 'step-w' });
 
     const retry = handOverOnly();
     const outcome = await runJobWorker(retry.job, { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS, requestId: 'coord-1' }, { sql: db.sql, ledger });
     expect(outcome).toMatchObject({ status: 'running' });
-    expect(retry.handed.map((e) => e.step)).toEqual(['returns', 'crm']);
-    expect(await db.sql`SELECT count(*)::int AS count FROM jobs.run_steps`).toEqual([{ count: 3 }]);
+    expect(retry.handed).toEqual([]);
+    expect((await steps.listSteps(run.id)).map((s) => [s.name, s.status, /snapshot is gone/.test(s.error ?? '')])).toEqual([
+      ['water', 'running', false],
+      ['returns', 'failed', true],
+      ['crm', 'failed', true],
+    ]);
+    // The run keeps its one moment.
+    expect((await ledger.get(run.id))?.asOf).toBe(asOf);
     // A redelivery with a new request id finds the run running under its (extended) lease.
     const again = handOverOnly();
     await expect(runJobWorker(again.job, { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS, requestId: 'coord-2' }, { sql: db.sql, ledger })).resolves.toMatchObject({
@@ -254,8 +271,11 @@ describe('the coordinator', () => {
   });
 
   it('fails a step it could not hand over, naming the cause; the run fails once every step has ended', async () => {
-    const job = createExportJob({ schemas: THREE }, async (events) =>
-      events.map((e) => (e.step === 'returns' ? ({ status: 'rejected', reason: new Error('Invoking failed: throttled') } as const) : ({ status: 'fulfilled', value: undefined } as const))),
+    const job = createExportJob(
+      { schemas: THREE },
+      async (events) =>
+        events.map((e) => (e.step === 'returns' ? ({ status: 'rejected', reason: new Error('Invoking failed: throttled') } as const) : ({ status: 'fulfilled', value: undefined } as const))),
+      { bound: 'lease', atMostMs: 0 },
     );
     const run = await ledger.enqueue('export', 'http');
     await runJobWorker(job, { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
@@ -283,9 +303,10 @@ describe('the coordinator', () => {
 
 describe('a redelivered step event', () => {
   it('with the same request id or a new one, after success: no second upload, one result', async () => {
-    const { job } = handOverOnly();
-    const run = await ledger.enqueue('export', 'http');
-    await runJobWorker(job, { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
+    // The coordinator holds the run's snapshot while the steps are delivered (as in Lambda).
+    const { job } = handOverOnly(LEASE_MS);
+    const run = await ledger.enqueue('export', 'http', { schemas: ['crm'] });
+    const coordinating = runJobWorker(job, { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
     const work = createExportStepWork({ bucket, prefix: 'export/' }, s3.client);
     let uploads = 0;
     const counted: StepWork = async (...args) => {
@@ -295,6 +316,7 @@ describe('a redelivered step event', () => {
     const deliver = (requestId: string) =>
       runStepWorker({ runId: run.id, step: 'crm' }, counted, { leaseMs: LEASE_MS, maxAttempts: 2, requestId }, { sql: db.sql, steps });
 
+    while ((await steps.listSteps(run.id)).length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
     await expect(deliver('req-1')).resolves.toMatchObject({ status: 'succeeded' });
     const first = await s3.client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'export/crm.tgz' }));
     await new Promise((resolve) => setTimeout(resolve, 1100)); // a re-upload would change Last-Modified
@@ -302,6 +324,7 @@ describe('a redelivered step event', () => {
     await expect(deliver('req-2')).resolves.toMatchObject({ status: 'not_claimed', reason: 'already_succeeded' });
 
     expect(uploads).toBe(1);
+    await coordinating;
     const second = await s3.client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'export/crm.tgz' }));
     expect([second.ETag, second.LastModified]).toEqual([first.ETag, first.LastModified]);
     const rows = await db.sql`SELECT name, status, attempts FROM jobs.run_steps WHERE name = 'crm'`;

@@ -118,7 +118,8 @@ function exportJob(sql: Sql, client: S3Client, tableParallelism?: number) {
   const startSteps = createStartSteps({ mode: 'inline' }, 1, (event) =>
     runStepWorker(event, work, { leaseMs: 60_000, maxAttempts: 1 }, { sql, steps: createStepLedger(ledgerDb.sql) }),
   );
-  return createExportJob({ schemas: [SCHEMA] }, startSteps);
+  // The run's snapshot is held in the database the step reads (the ledger lives in another here).
+  return createExportJob({ schemas: [SCHEMA] }, startSteps, { bound: 'unbounded', source: sql });
 }
 
 /** Waits until at least `count` COPYs of `database` are running; returns their backends' pids. */

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { holdTestRunSnapshot } from '../support/run-snapshot';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -180,18 +181,19 @@ describe('one snapshot across the parallel connections', () => {
       }
     })();
 
-    // The export's pool has 3 connections; two are held here, so the export's first connection
-    // takes its snapshot and its second waits for a connection. Rows are committed in between,
-    // then one held connection is let go: without the shared snapshot, the second connection's
-    // own snapshot would include them.
+    // The run's snapshot is held (as the coordinator holds it) on another client. The export's
+    // pool has 3 connections; two are held here, so the export's first connection imports the
+    // snapshot and its second waits for a connection. Rows are committed in between, then one
+    // held connection is let go: a second connection that took a snapshot of its own would see them.
+    const { run, held: runSnapshot } = await holdTestRunSnapshot(db.sql);
     const exportSql = client(db.url, 3);
     const held = [await exportSql.reserve(), await exportSql.reserve()];
     const folder = join(tmpRoot, 'snap');
-    const exporting = exportSchema('snap', { sql: exportSql, s3: s3.client, bucket, key: 'export/snap.tgz', folder, parallelism: 2 });
+    const exporting = exportSchema('snap', { sql: exportSql, s3: s3.client, bucket, key: 'export/snap.tgz', folder, parallelism: 2, run });
     exporting.catch(() => {});
     for (let attempt = 0; ; attempt += 1) {
       const [row] = await watcher`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = ${db.name} AND state = 'idle in transaction'`;
-      if (row!.n === 1) break;
+      if (row!.n === 2) break;
       if (attempt > 2000) throw new Error('The export never took its snapshot');
       await sleep(5);
     }
@@ -207,6 +209,7 @@ describe('one snapshot across the parallel connections', () => {
     await locker`COMMIT`;
     locker.release();
     const { tables } = await exporting;
+    await runSnapshot.release();
     watching = false;
     await watch;
     await rm(folder, { recursive: true, force: true });

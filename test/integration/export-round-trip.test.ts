@@ -38,7 +38,7 @@ beforeAll(async () => {
   await db.sql.unsafe(`ALTER DATABASE ${q(db.name)} SET DateStyle = 'SQL, DMY'`);
   await db.sql.unsafe(`ALTER DATABASE ${q(db.name)} SET IntervalStyle = 'sql_standard'`);
   await db.sql.unsafe(`ALTER DATABASE ${q(db.name)} SET extra_float_digits = 0`);
-  exportSql = connectDatabase(db.url, { max: 1 });
+  exportSql = connectDatabase(db.url, { max: 2 });
 
   s3 = await startTestS3();
   bucket = await s3.createBucket();

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vites
 import { DeleteObjectCommand, GetObjectTaggingCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { closeDatabase } from '../../lib/clients/database';
 import { createS3Client } from '../../lib/clients/s3';
+import { holdTestRunSnapshot } from '../support/run-snapshot';
 import { exportSchema } from '../../lib/export/export-schema';
 import { logger } from '../../lib/logger';
 import { createExportVerifierFunction } from '../../lib/verification/export-verifier-function';
@@ -81,9 +82,11 @@ describe('exportVerifier', () => {
 
   it('verifies a tarball written by the real export', async () => {
     const folder = await mkdtemp(join(tmpdir(), 'waj-verify-export-'));
+    const { run, held } = await holdTestRunSnapshot(env.db.sql);
     try {
-      await exportSchema('crm', { sql: env.db.sql, s3: env.s3.client, bucket: env.bucket, key: 'export/crm.tgz', folder });
+      await exportSchema('crm', { sql: env.db.sql, s3: env.s3.client, bucket: env.bucket, key: 'export/crm.tgz', folder, run });
     } finally {
+      await held.release();
       await rm(folder, { recursive: true, force: true });
     }
     const outcome = await handler(objectCreated('export/crm.tgz'));

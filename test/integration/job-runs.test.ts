@@ -1,10 +1,9 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { runStepInline } from '../../lib/jobs/job-functions';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { createExportJob } from '../../lib/jobs/export-job';
 import { parseExportParams } from '../../lib/jobs/export-request';
 import { createExportStepWork, createStartSteps } from '../../lib/jobs/export-steps';
-import { runStepWorker } from '../../lib/jobs/run-step-worker';
-import { createStepLedger } from '../../lib/runs/step-ledger';
 import { handleGetRunRequest, handleListRunsRequest } from '../../lib/jobs/handle-run-requests';
 import { handleStartJobRequest } from '../../lib/jobs/handle-start-job-request';
 import type { Job } from '../../lib/jobs/job';
@@ -226,10 +225,9 @@ describe('a redelivered event after success changes nothing', () => {
     await seedSampleDatabase(db.sql);
     const bucket = await s3.createBucket();
     const work = createExportStepWork({ bucket, prefix: 'export/' }, s3.client);
-    const startSteps = createStartSteps({ mode: 'inline' }, 2, (event) =>
-      runStepWorker(event, work, { leaseMs: LEASE_MS, maxAttempts: 1 }, { sql: db.sql, steps: createStepLedger(db.sql) }),
-    );
-    const job = createExportJob({ schemas: ['crm', 'idm'] }, startSteps);
+    // Each step on a client of its own, as the export runs steps inline (runStepInline).
+    const startSteps = createStartSteps({ mode: 'inline' }, 2, (event) => runStepInline(work, event, { url: db.url }));
+    const job = createExportJob({ schemas: ['crm', 'idm'] }, startSteps, { bound: 'unbounded' });
     const run = await ledger.enqueue('export', 'http');
     await runJobWorker(job, { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
     const first = await s3.client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'export/crm.tgz' }));

@@ -50,6 +50,8 @@ describe('migrateDatabase', () => {
       'result jsonb null',
       'error text null',
       'lambda_request_id text null',
+      'snapshot_id text null',
+      'as_of timestamp with time zone null',
     ]);
 
     const indexes = await db.sql<{ indexdef: string }[]>`
@@ -84,6 +86,7 @@ describe('migrateDatabase', () => {
       'result jsonb null',
       'error text null',
       'verification jsonb null',
+      'snapshot_imported_at timestamp with time zone null',
     ]);
 
     const [run] = await sql<{ id: string }[]>`INSERT INTO jobs.runs (job, trigger) VALUES ('export', 'http') RETURNING id`;

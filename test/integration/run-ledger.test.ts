@@ -72,6 +72,7 @@ describe('enqueue', () => {
       result: null,
       error: null,
       lambdaRequestId: null,
+      asOf: null,
     });
     expect(Date.parse(run.requestedAt)).toBeGreaterThanOrEqual(before - 5_000); // clock skew allowance
     expect(await ledger.get(run.id)).toEqual(run);

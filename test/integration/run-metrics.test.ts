@@ -1,12 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { runStepInline } from '../../lib/jobs/job-functions';
 import { createExportJob } from '../../lib/jobs/export-job';
 import { createExportStepWork, createStartSteps } from '../../lib/jobs/export-steps';
-import { runStepWorker } from '../../lib/jobs/run-step-worker';
 import { runJobWorker } from '../../lib/jobs/run-job-worker';
 import { createTimeLimitedJob } from '../../lib/jobs/time-limited-job';
 import { METRICS_NAMESPACE } from '../../lib/metrics';
 import { createRunLedger } from '../../lib/runs/run-ledger';
-import { createStepLedger } from '../../lib/runs/step-ledger';
 import { startSampleEnvironment } from '../support/sample-environment';
 import type { SampleEnvironment } from '../support/sample-environment';
 
@@ -59,10 +58,8 @@ describe('CloudWatch embedded metrics', () => {
     const { db, s3, bucket } = environment;
     // The fan-out carried out in this process, one step at a time so the lines come in schema order.
     const work = createExportStepWork({ bucket, prefix: 'export/' }, s3.client);
-    const startSteps = createStartSteps({ mode: 'inline' }, 1, (event) =>
-      runStepWorker(event, work, { leaseMs: 60_000, maxAttempts: 1 }, { sql: db.sql, steps: createStepLedger(db.sql) }),
-    );
-    const job = createExportJob({ schemas: ['crm', 'idm', 'no_such_schema'] }, startSteps);
+    const startSteps = createStartSteps({ mode: 'inline' }, 1, (event) => runStepInline(work, event, { url: db.url }));
+    const job = createExportJob({ schemas: ['crm', 'idm', 'no_such_schema'] }, startSteps, { bound: 'unbounded' });
     let result: unknown;
     const lines = await emfLinesOf(async () => {
       const outcome = await runJobWorker(job, { kind: 'new', trigger: 'manual', params: {} }, { leaseMs: 60_000 }, { sql: db.sql, ledger: createRunLedger(db.sql) });

@@ -11,7 +11,7 @@ const RUN_ID = '0b5f3a52-6f7e-4f53-9a55-3c3f4bfb1d0e';
 function step(name: string, status: RunStep['status'], extra: Partial<RunStep> = {}): RunStep {
   return {
     id: `${name}-id`, runId: RUN_ID, position: 0, name, status, attempts: 1, queuedAt: '', startedAt: null, finishedAt: null,
-    leaseExpiresAt: null, lambdaRequestId: null, progress: null, result: null, error: null, verification: null, ...extra,
+    leaseExpiresAt: null, lambdaRequestId: null, progress: null, result: null, error: null, verification: null, snapshotImportedAt: null, ...extra,
   };
 }
 
