@@ -59,9 +59,14 @@ describe('exportSchemaWorker in the packaged template', () => {
     expect(RUN_LEASE_WHILE_STEPS_MS).toBeGreaterThanOrEqual((QUEUED_RUN_EXPIRY_SECONDS + Number(worker.properties.Timeout)) * 1000);
   });
 
-  it('makes exportWorker a light coordinator that invokes the schema worker by its full name', () => {
+  it('makes exportWorker a light coordinator that invokes the schema worker by its full name and holds the snapshot as long as Lambda allows', () => {
     const coordinator = requireFunction(template, 'exportWorker');
-    expect(Number(coordinator.properties.Timeout)).toBeLessThanOrEqual(60);
+    // It waits, holding the run's snapshot, until every step has imported it: Lambda's longest timeout.
+    expect(Number(coordinator.properties.Timeout)).toBe(900);
+    // Every step of a run can start at once (assertEveryStepCanStartAtOnce checks it at cold start).
+    expect(Number(requireFunction(template, 'exportSchemaWorker').properties.ReservedConcurrentExecutions)).toBeGreaterThanOrEqual(
+      (coordinator.environment.EXPORT_SCHEMAS ?? '').split(',').length,
+    );
     expect(coordinator.environment.EXPORT_SCHEMA_WORKER_FUNCTION).toBe('water-abstraction-jobs-dev-exportSchemaWorker');
     expect(requireFunction(template, 'exportSchemaWorker').properties.FunctionName).toBe('water-abstraction-jobs-dev-exportSchemaWorker');
     expect(coordinator.properties.EphemeralStorage).toBeUndefined();
