@@ -34,6 +34,14 @@ export class RunSnapshotGoneError extends Error {
 }
 
 /**
+ * The holder's application_name in pg_stat_activity. Short: the server cuts application_name at
+ * 63 bytes, and "water-abstraction-jobs export <uuid> snapshot" would lose its end.
+ */
+export function snapshotHolderName(runId: string): string {
+  return `waj export snapshot ${runId}`;
+}
+
+/**
  * Opens the run's snapshot: a REPEATABLE READ, READ ONLY transaction on a connection of its own,
  * whose snapshot pg_export_snapshot() makes importable by other sessions for as long as the
  * transaction lasts. The server's timeouts are switched off for this transaction alone
@@ -47,7 +55,7 @@ export async function holdRunSnapshot(sql: Sql, runId: string): Promise<HeldRunS
     await connection.unsafe('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     await connection.unsafe('SET LOCAL statement_timeout = 0');
     await connection.unsafe('SET LOCAL idle_in_transaction_session_timeout = 0');
-    await connection.unsafe(`SET LOCAL application_name = 'water-abstraction-jobs export ${runId} snapshot'`);
+    await connection.unsafe(`SET LOCAL application_name = '${snapshotHolderName(runId)}'`);
     // The first query takes the transaction's snapshot; now() is the transaction's start.
     const [row] = await connection.unsafe<[{ id: string; as_of: Date }]>('SELECT pg_export_snapshot() AS id, now() AS as_of');
     const snapshot = { id: row.id, asOf: row.as_of.toISOString() };
