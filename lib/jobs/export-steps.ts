@@ -40,7 +40,7 @@ export function createExportStepWork(
     const folder = await mkdtemp(join(tmpRoot, RUN_FOLDER_PREFIX));
     const started = performance.now();
     try {
-      const { key, tables, rows, bytes, compressedBytes, timeTakenMs } = await exportSchemaToBucket(
+      const { key, asOf, tables, rows, bytes, compressedBytes, timeTakenMs } = await exportSchemaToBucket(
         step.name,
         {
           bucket: settings.bucket,
@@ -55,7 +55,7 @@ export function createExportStepWork(
         reportProgress,
       );
       recordStepMetrics({ job: 'export', schema: step.name, outcome: 'succeeded', durationMs: timeTakenMs, rows, bytes });
-      return { key, tables, rows, bytes, compressedBytes, timeTakenMs };
+      return { key, asOf, tables, rows, bytes, compressedBytes, timeTakenMs };
     } catch (error) {
       recordStepMetrics({ job: 'export', schema: step.name, outcome: 'failed', durationMs: Math.round(performance.now() - started) });
       throw error;

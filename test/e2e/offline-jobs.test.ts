@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
@@ -12,6 +14,7 @@ import type { Offline } from '../support/offline';
 import { startSampleEnvironment } from '../support/sample-environment';
 import type { SampleEnvironment } from '../support/sample-environment';
 import type { TestS3 } from '../support/s3';
+import { downloadObject, unpackTarball } from '../fixtures/export/tarball';
 
 /**
  * End to end through `serverless offline`: HTTP into the emulated API Gateway, the API function's
@@ -92,6 +95,17 @@ describe('serverless offline, end to end', () => {
     ]);
     for (const step of run.steps) expect(step.result).toMatchObject({ key: `export/${step.name}.tgz`, tables: expect.any(Number) });
     expect(run.progress).toMatchObject({ schemasDone: 3, schemasTotal: 3 });
+    // One moment: every step, each in its own invocation, imported the coordinator's snapshot, and
+    // every tarball says so (the manifest's runId and asOf are the run's).
+    expect(run.asOf).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    for (const step of run.steps) expect(step.result).toMatchObject({ asOf: run.asOf });
+    const imported = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM jobs.run_steps WHERE run_id = ${runId} AND snapshot_imported_at IS NOT NULL`;
+    expect(imported).toEqual([{ n: 3 }]);
+    for (const schema of ['crm', 'returns', 'water']) {
+      const { folder, entries } = await unpackTarball(await downloadObject(s3.client, bucket, `export/${schema}.tgz`));
+      const manifest = JSON.parse(await readFile(join(folder, entries.find((e) => e.endsWith('/manifest.json'))!), 'utf8')) as { runId: string; asOf: string };
+      expect({ runId: manifest.runId, asOf: manifest.asOf }).toEqual({ runId, asOf: run.asOf });
+    }
     // Each step ran in an invocation of its own through the emulated Lambda API (not in-process).
     const requests = await db.sql<{ lambda_request_id: string | null }[]>`SELECT lambda_request_id FROM jobs.run_steps WHERE run_id = ${runId}`;
     expect(requests.every((r) => r.lambda_request_id !== null)).toBe(true);
