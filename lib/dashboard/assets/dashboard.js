@@ -232,6 +232,8 @@
     add('Started', formatTime(run.startedAt));
     add('Finished', formatTime(run.finishedAt));
     add('Took', formatDuration(durationOf(run)));
+    // An export run's one moment: every tarball of the run shows the database as it stood then.
+    if (run.asOf) add('As of', formatTime(run.asOf));
     const params = describeParams(run);
     if (params) add('Parameters', params);
     const box = el('div', {}, facts, renderProgress(run, configuredSchemas));
