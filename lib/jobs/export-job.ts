@@ -58,14 +58,21 @@ export function createExportJob(settings: Pick<ExportSettings, 'schemas'>, start
       if (await ledger.runSnapshot(runId)) return failStepsOfLostSnapshot(ledger, runId);
 
       const held = await holdRunSnapshot(hold.source ?? sql, runId);
-      let handedOver: Promise<void> = Promise.resolve();
+      // Settled at once with a handler: a failure recording a step that could not be handed over
+      // (the ledger's connection dropped) must not be an unhandled rejection while the snapshot is held.
+      let handedOver: Promise<{ error: unknown } | undefined> = Promise.resolve(undefined);
       try {
         await ledger.recordRunSnapshot(runId, held.snapshot);
         const steps = await ledger.addSteps(runId, params.schemas ?? settings.schemas);
         const queued = steps.filter((step) => step.status === 'queued');
         logger.info('Export fanned out', { runId, asOf: held.snapshot.asOf, steps: steps.map((step) => step.name), handedOver: queued.map((step) => step.name) });
         // Inline, this resolves when the steps have ended; meanwhile the snapshot is let go as soon as they have all imported it.
-        handedOver = startSteps(queued.map((step) => ({ runId, step: step.name }))).then((outcomes) => failStepsNotHandedOver(ledger, runId, queued, outcomes));
+        handedOver = startSteps(queued.map((step) => ({ runId, step: step.name })))
+          .then((outcomes) => failStepsNotHandedOver(ledger, runId, queued, outcomes))
+          .then(
+            () => undefined,
+            (error: unknown) => ({ error }),
+          );
         const limit = Math.min(
           hold.bound === 'lease' ? deadline - SNAPSHOT_RELEASE_MARGIN_MS : Number.POSITIVE_INFINITY,
           Date.now() + (hold.atMostMs ?? Number.POSITIVE_INFINITY),
@@ -74,7 +81,8 @@ export function createExportJob(settings: Pick<ExportSettings, 'schemas'>, start
       } finally {
         await held.release();
       }
-      await handedOver;
+      const handOverFailure = await handedOver;
+      if (handOverFailure) throw handOverFailure.error;
       // Nothing left to run (every step had ended, or failed to be handed over): the run ends here.
       const closed = await ledger.closeIfDone(runId);
       if (closed) recordRunClosed(closed);
