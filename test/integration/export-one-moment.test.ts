@@ -184,7 +184,6 @@ describe('an export run is one moment of the whole database', () => {
     const held = await holdFirstTable();
     const run = await ledger.enqueue('export', 'http', { schemas: SCHEMAS });
     const running = runJobWorker(inlineExportOneAtATime(), { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
-    let outcome: PromiseSettledResult<Awaited<typeof running>>;
     try {
       await waitForCopyWaitingOnLock(db.sql);
       const terminated = await db.sql<{ ok: boolean }[]>`
@@ -193,7 +192,8 @@ describe('an export run is one moment of the whole database', () => {
       expect(terminated).toEqual([{ ok: true }]);
     } finally {
       await held.release();
-      [outcome] = await Promise.allSettled([running]);
+      // The coordinator may end either way; what counts is what the ledger and the bucket say.
+      await Promise.allSettled([running]);
     }
 
     const finished = await ledger.getWithSteps(run.id);
@@ -205,7 +205,6 @@ describe('an export run is one moment of the whole database', () => {
       expect(byName[later]).toMatchObject({ status: 'failed' });
       expect(byName[later]?.error).toMatch(/The export run's snapshot is gone.*Start a new export run/s);
     }
-    expect(outcome.status).toBeDefined(); // the worker ended (resolved or rejected), it did not hang
     expect(await keys()).toEqual([`export/${FIRST}.tgz`]);
     expect(await readdir(tmpRoot)).toEqual([]);
     const [holder] = await db.sql<{ n: number }[]>`
