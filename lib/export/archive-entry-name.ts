@@ -24,3 +24,13 @@ export function tableEntryName(schema: string, table: string): string {
 export function manifestEntryName(schema: string): string {
   return `${encodePathSegment(schema)}/manifest.json`;
 }
+
+/** The tar entry of the schema's definition, the tarball's first: `<schema>/definition.json` (lib/definition). */
+export function definitionEntryName(schema: string): string {
+  return `${encodePathSegment(schema)}/definition.json`;
+}
+
+/** The same definition as SQL for people and psql: `<schema>/schema.sql`, the tarball's second entry. */
+export function schemaSqlEntryName(schema: string): string {
+  return `${encodePathSegment(schema)}/schema.sql`;
+}

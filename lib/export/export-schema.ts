@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
@@ -5,7 +6,10 @@ import { join } from 'node:path';
 import type { ReservedSql, Sql } from 'postgres';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { logger } from '../logger';
-import { manifestEntryName, tableEntryName } from './archive-entry-name';
+import { definitionEntryName, manifestEntryName, schemaSqlEntryName, tableEntryName } from './archive-entry-name';
+import { manifestColumns } from '../definition/definition-statements';
+import { readSchemaDefinition } from '../definition/read-schema-definition';
+import { renderSchemaSql } from '../definition/render-schema-sql';
 import { failedStep } from './export-step-error';
 import { BLOCKS_IN_FLIGHT } from './gzip-in-blocks';
 import { listBaseTables } from './list-base-tables';
@@ -25,6 +29,15 @@ export interface TableSummary {
   rows: number;
   bytes: number;
   sha256: string;
+  /** The CSV's columns in its order, with their PostgreSQL types (format_type): for readers other than PostgreSQL. */
+  columns: { name: string; type: string }[];
+}
+
+/** definition.json or schema.sql, as the manifest records it so the verifier checks it too. */
+export interface DefinitionFileSummary {
+  file: string;
+  bytes: number;
+  sha256: string;
 }
 
 export interface SchemaManifest {
@@ -35,6 +48,8 @@ export interface SchemaManifest {
   asOf: string;
   /** When this tarball was written. */
   exportedAt: string;
+  /** The tarball's first entries, `<schema>/definition.json` and `<schema>/schema.sql` (lib/definition). */
+  definitionFiles: DefinitionFileSummary[];
   tables: TableSummary[];
 }
 
@@ -45,8 +60,12 @@ export interface SchemaExport {
 
 export interface SchemaExportTarget {
   sql: Sql;
-  /** The run's snapshot, which every connection imports (run-snapshot.ts): the run's one moment. */
-  run: { runId: string; snapshot: RunSnapshot };
+  /**
+   * The run's snapshot, which every connection imports (run-snapshot.ts): the run's one moment;
+   * and the run's schemas in their configured order, the path the definition is printed under
+   * (lib/definition/schema-definition.ts `searchPath`; default: this schema alone).
+   */
+  run: { runId: string; snapshot: RunSnapshot; schemas?: readonly string[] };
   /** Called once every connection has imported the run's snapshot (the step records it in the ledger). */
   onSnapshotImported?: () => Promise<void>;
   s3: S3Client;
@@ -96,20 +115,37 @@ export async function exportSchema(schema: string, target: SchemaExportTarget): 
     const first = await reading(connections.join());
     const baseTables = await reading(listBaseTables(first, schema));
     if (baseTables.length === 0) throw new Error(`Schema "${schema}" has no base tables (or does not exist)`);
+    const searchPath = [schema, ...(run.schemas ?? []).filter((other) => other !== schema)];
+    const definition = await reading(readSchemaDefinition(first, schema, searchPath));
+    const columnsOf = new Map(definition.tables.map((table) => [table.name, manifestColumns(table)]));
+    const definitionEntries = [
+      { file: definitionEntryName(schema), content: Buffer.from(`${JSON.stringify(definition, null, 2)}\n`) },
+      { file: schemaSqlEntryName(schema), content: Buffer.from(renderSchemaSql(definition)) },
+    ];
     const parallelism = Math.max(1, Math.min(target.parallelism ?? availableParallelism(), baseTables.length, sql.options.max - 1));
     const others: ReservedSql[] = [];
     for (let i = 1; i < parallelism; i += 1) others.push(await reading(connections.join()));
     await target.onSnapshotImported?.();
 
     tarball = await startSchemaTarball(s3, { bucket, key, metadata: target.metadata }, { date: exportedAt });
+    // First, so a restore creates the tables before their rows stream past.
+    for (const { file, content } of definitionEntries) await tarball.addBuffer(content, file);
     const tables = await new TableQueue(schema, baseTables, tarball, {
       ...target,
       folder,
       signal: stop.signal,
+      columnsOf,
       assertOpen: (connection) => connections.assertOpen(connection),
     }).run([first, ...others]);
     await reading(connections.commit());
-    const manifest: SchemaManifest = { schema, runId: run.runId, asOf: run.snapshot.asOf, exportedAt: exportedAt.toISOString(), tables };
+    const manifest: SchemaManifest = {
+      schema,
+      runId: run.runId,
+      asOf: run.snapshot.asOf,
+      exportedAt: exportedAt.toISOString(),
+      definitionFiles: definitionEntries.map(({ file, content }) => ({ file, bytes: content.length, sha256: createHash('sha256').update(content).digest('hex') })),
+      tables,
+    };
     await tarball.addBuffer(Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`), manifestEntryName(schema));
     const { compressedBytes } = await tarball.finish();
     return { tables, compressedBytes };
@@ -125,6 +161,8 @@ export async function exportSchema(schema: string, target: SchemaExportTarget): 
 
 interface QueueOptions {
   folder: string;
+  /** Each table's CSV columns with their types, from the definition. */
+  columnsOf: ReadonlyMap<string, { name: string; type: string }[]>;
   signal: AbortSignal;
   /** Throws if the server ended the connection: a query on it would crash postgres.js. */
   assertOpen: (connection: ReservedSql) => void;
@@ -244,7 +282,7 @@ class TableQueue {
   private done(index: number, csv: CsvSummary): void {
     const table = this.tables[index]!;
     this.bytesRead.delete(index);
-    const summary: TableSummary = { table: table.name, file: tableEntryName(this.schema, table.name), rows: csv.rows, bytes: csv.bytes, sha256: csv.sha256 };
+    const summary: TableSummary = { table: table.name, file: tableEntryName(this.schema, table.name), rows: csv.rows, bytes: csv.bytes, sha256: csv.sha256, columns: this.options.columnsOf.get(table.name) ?? [] };
     this.summaries[index] = summary;
     logger.debug('Table exported', { schema: this.schema, ...summary, compressedBytes: csv.compressedBytes });
     this.options.onTableDone?.(summary);

@@ -28,7 +28,7 @@ export const EXPORT_STEP_ATTEMPTS = 2;
  * folders of stopped attempts; only where an attempt has the temp folder to itself (AWS Lambda).
  */
 export function createExportStepWork(
-  settings: Pick<ExportSettings, 'bucket' | 'prefix' | 'tableParallelism'>,
+  settings: Pick<ExportSettings, 'bucket' | 'prefix' | 'tableParallelism'> & { schemas?: readonly string[] },
   s3: S3Client,
   { removeLeftovers = false, tmpRoot = tmpdir() }: { removeLeftovers?: boolean; tmpRoot?: string } = {},
 ): StepWork {
@@ -47,7 +47,8 @@ export function createExportStepWork(
           prefix: settings.prefix,
           tableParallelism: settings.tableParallelism,
           metadata: { 'run-id': step.runId, schema: step.name },
-          run: { runId: step.runId, snapshot },
+          // The configured schemas: the path each definition is printed under (schema-definition.ts).
+          run: { runId: step.runId, snapshot, schemas: settings.schemas },
           onSnapshotImported: () => steps.markSnapshotImported(step.id),
         },
         // A folder inside: exportSchemaToBucket removes the one it is given.

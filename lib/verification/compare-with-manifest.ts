@@ -1,4 +1,4 @@
-import type { SchemaManifest, TableSummary } from '../export/export-schema';
+import type { DefinitionFileSummary, SchemaManifest, TableSummary } from '../export/export-schema';
 
 /** `<schema>/manifest.json`, as export-schema.ts names it (the schema folder is one path segment). */
 export const MANIFEST_ENTRY = /^[^/]+\/manifest\.json$/;
@@ -43,10 +43,21 @@ export interface CheckedTable extends ArchivedCsv {
 
 const COMPARED = ['rows', 'bytes', 'sha256'] as const;
 
-/** Compares the CSVs found in the archive with its manifest, both ways. */
+/** A definition entry (definition.json, schema.sql) as read from the archive. */
+export interface ArchivedDefinitionFile {
+  file: string;
+  bytes: Buffer;
+  sha256: string;
+}
+
+/**
+ * Compares the CSVs and definition files found in the archive with its manifest, both ways. A
+ * manifest of an export made before tarballs carried definitions lists none, and its archive has none.
+ */
 export function compareWithManifest(
   manifestBytes: Buffer | undefined,
   archived: ArchivedCsv[],
+  definitionFiles: ArchivedDefinitionFile[] = [],
 ): { schema?: string; tables: CheckedTable[]; problems: VerificationProblem[] } {
   if (!manifestBytes) {
     return { tables: [], problems: [{ kind: 'manifest-missing', message: 'The archive has no <schema>/manifest.json: its CSV files cannot be checked' }] };
@@ -81,6 +92,21 @@ export function compareWithManifest(
       }
     }
   }
+  const listedDefinitions = new Set<string>();
+  for (const expected of manifest.definitionFiles ?? []) {
+    listedDefinitions.add(expected.file);
+    const found = definitionFiles.find((entry) => entry.file === expected.file);
+    if (!found) {
+      problems.push({ kind: 'missing-from-archive', file: expected.file, message: `${expected.file}: in the manifest but not in the archive` });
+    } else if (found.bytes.length !== expected.bytes || found.sha256 !== expected.sha256) {
+      const field = found.bytes.length !== expected.bytes ? 'bytes' : 'sha256';
+      const [want, got] = field === 'bytes' ? [expected.bytes, found.bytes.length] : [expected.sha256, found.sha256];
+      problems.push({ kind: field, file: expected.file, expected: want, found: got, message: `${expected.file}: ${field} expected ${want}, found ${got}` });
+    }
+  }
+  for (const entry of definitionFiles) {
+    if (!listedDefinitions.has(entry.file)) problems.push({ kind: 'not-in-manifest', file: entry.file, message: `${entry.file}: in the archive but not in the manifest` });
+  }
   for (const csv of archived) {
     if (listed.has(csv.file)) continue;
     const table = tableNameOf(csv.file);
@@ -109,6 +135,14 @@ function parseManifest(bytes: Buffer): { manifest: SchemaManifest } | { error: s
       typeof t.sha256 === 'string' &&
       /^[0-9a-f]{64}$/.test(t.sha256);
     if (!ok) return { error: `tables[${index}] lacks a table, file, rows, bytes or sha256: ${JSON.stringify(entry)}` };
+  }
+  if (manifest.definitionFiles !== undefined) {
+    if (!Array.isArray(manifest.definitionFiles)) return { error: '"definitionFiles" is not a list' };
+    for (const [index, entry] of (manifest.definitionFiles as unknown[]).entries()) {
+      const f = entry as Partial<DefinitionFileSummary> | null;
+      const ok = typeof f?.file === 'string' && Number.isSafeInteger(f.bytes) && typeof f.sha256 === 'string' && /^[0-9a-f]{64}$/.test(f.sha256);
+      if (!ok) return { error: `definitionFiles[${index}] lacks a file, bytes or sha256: ${JSON.stringify(entry)}` };
+    }
   }
   return { manifest: manifest as SchemaManifest };
 }

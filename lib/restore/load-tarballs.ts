@@ -1,0 +1,200 @@
+import type { ReservedSql, Sql } from 'postgres';
+import { copyInStatement } from '../definition/definition-statements';
+import type { SchemaNames, TableDefinition } from '../definition/schema-definition';
+import { tableEntryName } from '../export/archive-entry-name';
+import { quoteIdentifier } from '../export/quote-identifier';
+import { readExportTarball } from '../verification/read-export-tarball';
+import type { ArchivedMetadata, CsvEntrySink } from '../verification/read-export-tarball';
+import type { ArchivedCsv, VerificationProblem } from '../verification/compare-with-manifest';
+import { openCopyIn } from './open-copy-in';
+import type { CopyIn } from './open-copy-in';
+import type { TarballDefinition } from './read-tarball-definition';
+import { describeFailure, RestoreRefusedError } from './restore-errors';
+
+export interface LoadedTable {
+  schema: string;
+  table: string;
+  rows: number;
+  bytes: number;
+  timeTakenMs: number;
+}
+
+export interface LoadProgress {
+  onTableLoaded?: (table: LoadedTable) => void;
+  /** CSV bytes loaded so far, over every tarball. */
+  onBytes?: (bytes: number) => void;
+}
+
+/** One tarball after every reader of it has reached its end: what was counted, to compare with its manifest. */
+export interface LoadedTarball {
+  tarball: TarballDefinition;
+  csvFiles: ArchivedCsv[];
+  manifest?: ArchivedMetadata;
+  definitionFiles: ArchivedMetadata[];
+  problems: VerificationProblem[];
+  loaded: LoadedTable[];
+}
+
+/** A tarball being read: the CSVs some reader has claimed, and what its readers found. */
+class TarballLoad {
+  readonly claimed = new Set<string>();
+  readonly csvFiles: ArchivedCsv[] = [];
+  readonly loaded: LoadedTable[] = [];
+  readonly problems: VerificationProblem[] = [];
+  readonly tablesByFile: Map<string, TableDefinition>;
+  manifest?: ArchivedMetadata;
+  definitionFiles: ArchivedMetadata[] = [];
+  readers = 0;
+  /** A reader has reached the end: nothing is left unclaimed for a new reader to take. */
+  readToEnd = false;
+  finished: Promise<void>[] = [];
+
+  constructor(readonly tarball: TarballDefinition) {
+    const { schema, tables } = tarball.definition;
+    this.tablesByFile = new Map(tables.map((table) => [tableEntryName(schema, table.name), table]));
+  }
+}
+
+/**
+ * Loads every tarball's CSVs into the tables being built (`names`: each schema's staging name),
+ * `parallelism` COPYs at once, checking each CSV as it passes (read-export-tarball.ts: the
+ * verifier's own counting) and each COPY's row count against it.
+ *
+ * A tarball is one stream, its tables one after another. To load several tables of one tarball at
+ * once, a reader with nothing left to start opens another stream of a tarball still being loaded,
+ * passes over (unread, unhashed) what another reader has claimed, and claims the first table no
+ * one has: the tables of a big schema are shared out, at the cost of inflating its stream again
+ * (gunzip runs several times faster than a COPY loads). Each table is loaded in a transaction that
+ * truncates it first, so `COPY ... FREEZE` writes its rows frozen, sparing every later reader the
+ * hint-bit writes (pg_restore's parallel mode truncates before loading for the same kind of reason).
+ *
+ * Throws RestoreRefusedError naming the table when a row will not load or the connection fails;
+ * other COPYs are abandoned first. What was loaded stays in the staging schemas: dropping them is
+ * the caller's.
+ */
+export async function loadTarballs(
+  sql: Sql,
+  tarballs: TarballDefinition[],
+  names: SchemaNames,
+  parallelism: number,
+  progress: LoadProgress = {},
+  signal?: AbortSignal,
+): Promise<LoadedTarball[]> {
+  const loads = tarballs.map((tarball) => new TarballLoad(tarball));
+  const stop = new AbortController();
+  signal?.addEventListener('abort', () => stop.abort(signal.reason), { once: true });
+  let bytesDone = 0;
+  const inFlight = new Map<object, number>();
+  const reportBytes = (): void => progress.onBytes?.(bytesDone + [...inFlight.values()].reduce((a, b) => a + b, 0));
+
+  /** The next tarball for a free reader: one no one reads yet, else one still being read (least readers first). */
+  const nextLoad = (): TarballLoad | undefined =>
+    loads.find((load) => load.readers === 0 && !load.readToEnd) ?? [...loads].filter((load) => !load.readToEnd).sort((a, b) => a.readers - b.readers)[0];
+
+  const readOnce = async (load: TarballLoad, connection: ReservedSql): Promise<void> => {
+    const stream = await load.tarball.source.open();
+    const contents = await readExportTarball(stream, {
+      onDefinition(bytes) {
+        if (!bytes.equals(load.tarball.bytes)) throw new RestoreRefusedError(`${load.tarball.source.label}: its definition changed while it was being restored`);
+      },
+      onCsv({ file }) {
+        if (stop.signal.aborted) throw stop.signal.reason;
+        if (load.claimed.has(file)) return 'skip';
+        load.claimed.add(file);
+        const table = load.tablesByFile.get(file);
+        // Not in the definition: still counted, so the manifest check names it; nothing to load into.
+        if (!table) return undefined;
+        // A partitioned parent's CSV repeats its partitions' rows: checked, not loaded.
+        if (table.csvColumns.length === 0) return undefined;
+        return tableSink(connection, load, table);
+      },
+    });
+    if (contents.broken) throw new RestoreRefusedError(`${load.tarball.source.label}: ${contents.broken.message}`);
+    if (!load.readToEnd) {
+      load.readToEnd = true;
+      load.manifest = contents.manifest;
+      load.definitionFiles = [contents.definition, contents.schemaSql].filter((entry) => entry !== undefined);
+      load.problems.push(...contents.problems);
+    }
+    load.csvFiles.push(...contents.csvFiles);
+  };
+
+  const tableSink = (connection: ReservedSql, load: TarballLoad, table: TableDefinition): CsvEntrySink => {
+    const { schema } = load.tarball.definition;
+    const started = performance.now();
+    const key = {};
+    let bytes = 0;
+    let copy: CopyIn | undefined;
+    const what = `Loading ${quoteIdentifier(schema)}.${quoteIdentifier(table.name)}`;
+    const fail = (error: unknown): never => {
+      if (error instanceof RestoreRefusedError) throw error;
+      throw new RestoreRefusedError(`${what}: ${describeFailure(error)}`);
+    };
+    const opening = (async () => {
+      const staging = `${quoteIdentifier(names.get(schema) ?? schema)}.${quoteIdentifier(table.name)}`;
+      await connection.unsafe('BEGIN');
+      await connection.unsafe(`TRUNCATE ONLY ${staging}`);
+      copy = await openCopyIn(connection, copyInStatement(load.tarball.definition, table, names).replace(/\)\s*$/, ', FREEZE)'));
+      stop.signal.addEventListener('abort', () => void copy?.abort(new Error('Another table of the restore failed')), { once: true });
+    })().catch(fail);
+    opening.catch(() => {});
+    return {
+      async write(chunk) {
+        await opening;
+        bytes += chunk.length;
+        inFlight.set(key, bytes);
+        reportBytes();
+        await Promise.resolve(copy!.write(chunk)).catch(fail);
+      },
+      async end() {
+        await opening;
+        let loadedRows: number;
+        try {
+          loadedRows = await copy!.end();
+          await connection.unsafe('COMMIT');
+        } catch (error) {
+          fail(error);
+        }
+        inFlight.delete(key);
+        bytesDone += bytes;
+        const loaded = { schema, table: table.name, rows: loadedRows!, bytes, timeTakenMs: Math.round(performance.now() - started) };
+        load.loaded.push(loaded);
+        progress.onTableLoaded?.(loaded);
+      },
+    };
+  };
+
+  const reader = async (): Promise<void> => {
+    const connection = await sql.reserve();
+    try {
+      for (let load = nextLoad(); load && !stop.signal.aborted; load = nextLoad()) {
+        load.readers += 1;
+        try {
+          await readOnce(load, connection);
+        } finally {
+          load.readers -= 1;
+        }
+      }
+    } catch (error) {
+      if (!stop.signal.aborted) stop.abort(error);
+      // A COPY or transaction left open on this connection: the server rolls it back.
+      await connection.unsafe('ROLLBACK').catch(() => {});
+      throw error;
+    } finally {
+      connection.release();
+    }
+  };
+
+  const results = await Promise.allSettled(Array.from({ length: Math.max(1, parallelism) }, () => reader()));
+  if (stop.signal.aborted) throw stop.signal.reason instanceof Error ? stop.signal.reason : new Error(String(stop.signal.reason));
+  const failed = results.find((result) => result.status === 'rejected');
+  if (failed) throw failed.reason;
+  return loads.map((load) => ({
+    tarball: load.tarball,
+    csvFiles: load.csvFiles,
+    manifest: load.manifest,
+    definitionFiles: load.definitionFiles,
+    problems: load.problems,
+    loaded: load.loaded,
+  }));
+}
