@@ -11,6 +11,10 @@
  * same order (see `searchPath`). Only foreign keys and owned sequences name another object by
  * schema, and they carry that schema as data (never inside SQL text), so the restore can point
  * them at the schema being built.
+ *
+ * Changed from the first draft where the catalog forced it: an index keeps `unique` and the text
+ * after its table (`afterTable`) instead of pg_get_indexdef's whole text, which always qualifies
+ * the table.
  */
 
 /** The format of definition.json; a restore refuses a format it does not know. */
@@ -102,8 +106,14 @@ export interface TableDefinition {
    * built after the data. Check constraints that are NOT VALID in the source stay so.
    */
   constraints: { name: string; kind: 'primary key' | 'unique' | 'check' | 'exclusion'; definition: string }[];
-  /** Indexes that are not a constraint's own, as pg_get_indexdef prints them; built after the data. */
-  indexes: { name: string; definition: string }[];
+  /**
+   * Indexes that are not a constraint's own nor a partition's copy of its parent's index; built
+   * after the data. Not pg_get_indexdef's whole text: it names the table schema-qualified whatever
+   * the path (and a partitioned parent's as `ON ONLY`, which would not build the partitions'), so
+   * only what it prints after the table is kept (`USING btree (lower(ref)) WHERE ...`, under
+   * `searchPath` like every text), and the statement is rebuilt on the table being built.
+   */
+  indexes: { name: string; unique: boolean; afterTable: string }[];
   /** Built last, once every schema of the restore has its keys. */
   foreignKeys: ForeignKeyDefinition[];
 }
