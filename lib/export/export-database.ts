@@ -159,7 +159,7 @@ export async function exportSchemaToBucket(
   target: {
     bucket: string;
     prefix: string;
-    run: { runId: string; snapshot: RunSnapshot };
+    run: { runId: string; snapshot: RunSnapshot; schemas?: readonly string[] };
     onSnapshotImported?: () => Promise<void>;
     metadata?: Record<string, string>;
     tableParallelism?: number;

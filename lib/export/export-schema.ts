@@ -29,8 +29,11 @@ export interface TableSummary {
   rows: number;
   bytes: number;
   sha256: string;
-  /** The CSV's columns in its order, with their PostgreSQL types (format_type): for readers other than PostgreSQL. */
-  columns: { name: string; type: string }[];
+  /**
+   * The CSV's columns in its order, with their PostgreSQL types (format_type): for readers other
+   * than PostgreSQL. Absent from the manifests of exports made before tarballs carried definitions.
+   */
+  columns?: { name: string; type: string }[];
 }
 
 /** definition.json or schema.sql, as the manifest records it so the verifier checks it too. */
@@ -48,8 +51,8 @@ export interface SchemaManifest {
   asOf: string;
   /** When this tarball was written. */
   exportedAt: string;
-  /** The tarball's first entries, `<schema>/definition.json` and `<schema>/schema.sql` (lib/definition). */
-  definitionFiles: DefinitionFileSummary[];
+  /** The tarball's first entries, `<schema>/definition.json` and `<schema>/schema.sql` (lib/definition); absent before they were. */
+  definitionFiles?: DefinitionFileSummary[];
   tables: TableSummary[];
 }
 
