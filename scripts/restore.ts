@@ -64,6 +64,14 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+const PHASES: Record<Extract<RestoreEvent, { kind: 'phase' }>['phase'], string> = {
+  'indexes and constraints': 'Building keys, checks and indexes',
+  'foreign keys': 'Building foreign keys',
+  sequences: 'Setting the sequences',
+  analyze: 'Running ANALYZE',
+  replacing: 'Replacing the schemas in one transaction',
+};
+
 /** Plain lines for a person: a line per table loaded and per phase; on a terminal, a running total. */
 class ProgressLines {
   private lastTotal = 0;
@@ -103,7 +111,7 @@ class ProgressLines {
         break;
       }
       case 'phase':
-        this.line(`${event.phase === 'replacing' ? 'Replacing the schemas in one transaction' : `Building ${event.phase}`}${event.units ? ` (${event.units} tables)` : ''}...`);
+        this.line(`${PHASES[event.phase]}${event.units ? ` (${event.units} tables)` : ''}...`);
         break;
       case 'replace-retry':
         this.line(event.attempt > 0 ? `  readers hold the old tables; trying again (attempt ${event.attempt + 1}): ${event.message}` : `  ${event.message}`);

@@ -6,6 +6,8 @@ import { quoteIdentifier } from '../export/quote-identifier';
 import { readExportTarball } from '../verification/read-export-tarball';
 import type { ArchivedMetadata, CsvEntrySink } from '../verification/read-export-tarball';
 import type { ArchivedCsv, VerificationProblem } from '../verification/compare-with-manifest';
+import { holdConnection } from '../clients/transaction';
+import type { HeldConnection } from '../clients/transaction';
 import { openCopyIn } from './open-copy-in';
 import type { CopyIn } from './open-copy-in';
 import type { TarballDefinition } from './read-tarball-definition';
@@ -23,6 +25,33 @@ export interface LoadProgress {
   onTableLoaded?: (table: LoadedTable) => void;
   /** CSV bytes loaded so far, over every tarball. */
   onBytes?: (bytes: number) => void;
+}
+
+/** A connection loading tables one after another. */
+interface ReaderConnection {
+  connection: ReservedSql;
+  held: HeldConnection;
+  pid: number;
+  /** Settles once the table last started on it has ended, either way. */
+  idle: Promise<void>;
+  copy?: CopyIn;
+}
+
+/**
+ * Leaves a failed reader's connection with nothing open: its COPY abandoned and its transaction
+ * rolled back, so its locks on the staging tables go and they can be dropped. A connection that
+ * cannot say ROLLBACK within seconds is ended on the server.
+ */
+async function rollBack(sql: Sql, reader: ReaderConnection): Promise<void> {
+  // Ended by the server: its transaction and locks went with it (and a write would crash postgres.js).
+  if (reader.held.isClosed()) return;
+  await reader.copy?.abort(new Error('The restore failed'));
+  if (reader.held.isClosed()) return;
+  const rolledBack = await Promise.race([
+    reader.connection.unsafe('ROLLBACK').then(() => true, () => false),
+    new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5000).unref()),
+  ]);
+  if (!rolledBack && reader.pid) await sql`SELECT pg_terminate_backend(${reader.pid})`.catch(() => {});
 }
 
 /** One tarball after every reader of it has reached its end: what was counted, to compare with its manifest. */
@@ -91,7 +120,7 @@ export async function loadTarballs(
   const nextLoad = (): TarballLoad | undefined =>
     loads.find((load) => load.readers === 0 && !load.readToEnd) ?? [...loads].filter((load) => !load.readToEnd).sort((a, b) => a.readers - b.readers)[0];
 
-  const readOnce = async (load: TarballLoad, connection: ReservedSql): Promise<void> => {
+  const readOnce = async (load: TarballLoad, reader: ReaderConnection): Promise<void> => {
     const stream = await load.tarball.source.open();
     const contents = await readExportTarball(stream, {
       onDefinition(bytes) {
@@ -105,8 +134,8 @@ export async function loadTarballs(
         // Not in the definition: still counted, so the manifest check names it; nothing to load into.
         if (!table) return undefined;
         // A partitioned parent's CSV repeats its partitions' rows: checked, not loaded.
-        if (table.csvColumns.length === 0) return undefined;
-        return tableSink(connection, load, table);
+        if (table.partitionKey !== null) return undefined;
+        return tableSink(reader, load, table);
       },
     });
     if (contents.broken) throw new RestoreRefusedError(`${load.tarball.source.label}: ${contents.broken.message}`);
@@ -119,8 +148,14 @@ export async function loadTarballs(
     load.csvFiles.push(...contents.csvFiles);
   };
 
-  const tableSink = (connection: ReservedSql, load: TarballLoad, table: TableDefinition): CsvEntrySink => {
+  const tableSink = (reader: ReaderConnection, load: TarballLoad, table: TableDefinition): CsvEntrySink => {
+    const { connection } = reader;
     const { schema } = load.tarball.definition;
+    // The tar reader starts the next entry before this reader's last COPY has ended (both can be
+    // in one chunk): the connection takes one statement at a time, so each table waits for the last.
+    const previous = reader.idle;
+    let markIdle!: () => void;
+    reader.idle = new Promise<void>((resolve) => (markIdle = resolve));
     const started = performance.now();
     const key = {};
     let bytes = 0;
@@ -131,13 +166,15 @@ export async function loadTarballs(
       throw new RestoreRefusedError(`${what}: ${describeFailure(error)}`);
     };
     const opening = (async () => {
+      await previous;
+      if (stop.signal.aborted) throw stop.signal.reason;
+      if (reader.held.isClosed()) throw new Error('the connection to the target was lost');
       const staging = `${quoteIdentifier(names.get(schema) ?? schema)}.${quoteIdentifier(table.name)}`;
       await connection.unsafe('BEGIN');
       await connection.unsafe(`TRUNCATE ONLY ${staging}`);
-      copy = await openCopyIn(connection, copyInStatement(load.tarball.definition, table, names).replace(/\)\s*$/, ', FREEZE)'));
-      stop.signal.addEventListener('abort', () => void copy?.abort(new Error('Another table of the restore failed')), { once: true });
+      copy = reader.copy = await openCopyIn(connection, copyInStatement(load.tarball.definition, table, names).replace(/\)\s*$/, ', FREEZE)'));
     })().catch(fail);
-    opening.catch(() => {});
+    opening.catch(() => markIdle());
     return {
       async write(chunk) {
         await opening;
@@ -151,9 +188,13 @@ export async function loadTarballs(
         let loadedRows: number;
         try {
           loadedRows = await copy!.end();
+          reader.copy = undefined;
+          if (reader.held.isClosed()) throw new Error('the connection to the target was lost');
           await connection.unsafe('COMMIT');
         } catch (error) {
           fail(error);
+        } finally {
+          markIdle();
         }
         inFlight.delete(key);
         bytesDone += bytes;
@@ -164,28 +205,33 @@ export async function loadTarballs(
     };
   };
 
-  const reader = async (): Promise<void> => {
-    const connection = await sql.reserve();
+  const runReader = async (): Promise<void> => {
+    const held = await holdConnection(sql);
+    const { connection } = held;
+    const [{ pid } = { pid: 0 }] = await connection<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+    const reader: ReaderConnection = { connection, held, pid, idle: Promise.resolve() };
+    const abandon = (): void => void reader.copy?.abort(new Error('Another table of the restore failed'));
+    stop.signal.addEventListener('abort', abandon, { once: true });
     try {
       for (let load = nextLoad(); load && !stop.signal.aborted; load = nextLoad()) {
         load.readers += 1;
         try {
-          await readOnce(load, connection);
+          await readOnce(load, reader);
         } finally {
           load.readers -= 1;
         }
       }
     } catch (error) {
       if (!stop.signal.aborted) stop.abort(error);
-      // A COPY or transaction left open on this connection: the server rolls it back.
-      await connection.unsafe('ROLLBACK').catch(() => {});
+      await rollBack(sql, reader);
       throw error;
     } finally {
-      connection.release();
+      stop.signal.removeEventListener('abort', abandon);
+      if (!held.isClosed()) connection.release();
     }
   };
 
-  const results = await Promise.allSettled(Array.from({ length: Math.max(1, parallelism) }, () => reader()));
+  const results = await Promise.allSettled(Array.from({ length: Math.max(1, parallelism) }, () => runReader()));
   if (stop.signal.aborted) throw stop.signal.reason instanceof Error ? stop.signal.reason : new Error(String(stop.signal.reason));
   const failed = results.find((result) => result.status === 'rejected');
   if (failed) throw failed.reason;

@@ -1,5 +1,6 @@
 // ISql: a plain client, a reserved connection or a transaction.
-import type { ISql, ReservedSql } from 'postgres';
+import type { ISql, Sql } from 'postgres';
+import { inTransaction } from '../clients/transaction';
 import { quoteIdentifier } from '../export/quote-identifier';
 
 /** A schema built out of sight, and the name it replaces (which may not exist yet). */
@@ -22,7 +23,7 @@ const LOCK_NOT_AVAILABLE = '55P03';
 /**
  * Puts every staging schema in place of its live one in ONE transaction, so a reader sees all the
  * old schemas or all the new ones:
- * 1. takes ACCESS EXCLUSIVE on every relation of the live schemas. A query resolves each table's
+ * 1. takes ACCESS EXCLUSIVE on every relation of the live schemas (waiting for the first only). A query resolves each table's
  *    name and then locks it; one that looked an old table up while this transaction holds it
  *    waits, and looks the name up again when the lock is granted (RangeVarGetRelidExtended does),
  *    finding the new table. Without these locks a query naming two schemas could resolve one
@@ -34,11 +35,11 @@ const LOCK_NOT_AVAILABLE = '55P03';
  * waits at most `lockTimeoutMs` for the locks (readers holding old tables finish first), and lets
  * go, letting the readers queued behind it run, before trying again.
  */
-export async function replaceSchemas(connection: ReservedSql, replacements: SchemaReplacement[], options: ReplaceOptions = {}): Promise<{ attempts: number }> {
-  const { lockTimeoutMs = 2000, attempts = 15 } = options;
+export async function replaceSchemas(sql: Sql, replacements: SchemaReplacement[], options: ReplaceOptions = {}): Promise<{ attempts: number }> {
+  const { lockTimeoutMs = 2000, attempts = 60 } = options;
   for (let attempt = 1; ; attempt += 1) {
     try {
-      await connection.begin(async (tx) => {
+      await inTransaction(sql, async (tx) => {
         await tx.unsafe(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(lockTimeoutMs))}`);
         const live = replacements.map((r) => r.live);
         const relations = await tx<{ name: string }[]>`
@@ -46,7 +47,12 @@ export async function replaceSchemas(connection: ReservedSql, replacements: Sche
           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
           WHERE n.nspname = ANY(${live}::text[]) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
           ORDER BY n.nspname, c.relname`;
-        if (relations.length > 0) await tx.unsafe(`LOCK TABLE ${relations.map((r) => r.name).join(', ')} IN ACCESS EXCLUSIVE MODE`);
+        // Waits (up to lock_timeout) for the first lock only, holding nothing; the rest NOWAIT. A
+        // transaction that waited while holding some could close a cycle with a reader that holds
+        // one and waits for another, and the deadlock detector may pick the reader.
+        const [first, ...rest] = relations.map((r) => r.name);
+        if (first) await tx.unsafe(`LOCK TABLE ${first} IN ACCESS EXCLUSIVE MODE`);
+        if (rest.length > 0) await tx.unsafe(`LOCK TABLE ${rest.join(', ')} IN ACCESS EXCLUSIVE MODE NOWAIT`);
         for (const statement of await grantsToCarryOver(tx, replacements)) await tx.unsafe(statement);
         for (const { live: name, staging, retired } of replacements) {
           const [exists] = await tx`SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = ${name}`;
@@ -59,7 +65,7 @@ export async function replaceSchemas(connection: ReservedSql, replacements: Sche
       if ((error as { code?: string }).code !== LOCK_NOT_AVAILABLE || attempt >= attempts) throw error;
       options.onRetry?.(attempt, error as Error);
       // Let the readers that queued behind this attempt through before the next.
-      await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 100 * attempt)));
+      await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 20 * attempt) * Math.random()));
     }
   }
 }

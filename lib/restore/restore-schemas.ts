@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import type { ReservedSql, Sql } from 'postgres';
 import { connectDatabase } from '../clients/database';
+import { holdConnection, inTransaction, rollBackAndRelease } from '../clients/transaction';
+import type { HeldConnection } from '../clients/transaction';
 import { postDataWork, preDataStatements, sequenceStatements } from '../definition/definition-statements';
 import { findMissingExtensions } from '../definition/find-missing-extensions';
 import type { SchemaNames } from '../definition/schema-definition';
@@ -82,9 +84,10 @@ export async function restoreSchemas(request: RestoreRequest): Promise<RestoreRe
   const tarballs = selectSchemas(await Promise.all(request.sources.map((source) => readTarballDefinition(source))), request.schemas);
   emit({ kind: 'definitions', schemas: tarballs.map((t) => ({ schema: t.definition.schema, tables: t.definition.tables.length, source: t.source.label })) });
 
-  // One connection holds the lock and runs the DDL; `parallelism` load and build.
-  const sql = connectDatabase(request.targetUrl, { max: parallelism + 1, connectTimeout: 10 });
-  let control: ReservedSql | undefined;
+  // One connection holds the lock and runs the DDL; `parallelism` load and build; one more is
+  // kept free for ending a stuck connection (load-tarballs.ts rollBack).
+  const sql = connectDatabase(request.targetUrl, { max: parallelism + 2, connectTimeout: 10 });
+  let held: HeldConnection | undefined;
   const id = randomBytes(3).toString('hex');
   const replacements: SchemaReplacement[] = tarballs.map((t, n) => ({ live: t.definition.schema, staging: `${STAGING_PREFIX}${id}_${n}`, retired: `${RETIRED_PREFIX}${id}_${n}` }));
   const names: SchemaNames = new Map(replacements.map((r) => [r.live, r.staging]));
@@ -92,7 +95,8 @@ export async function restoreSchemas(request: RestoreRequest): Promise<RestoreRe
   try {
     await assertReachable(sql, describeTarget(request.targetUrl));
     await refuseSourceDatabase(sql, request.targetUrl, request.sourceDatabaseUrl);
-    control = await sql.reserve();
+    held = await holdConnection(sql);
+    const control = held.connection;
     const [{ locked } = { locked: false }] = await control.unsafe<{ locked: boolean }[]>(`SELECT pg_try_advisory_lock(${RESTORE_LOCK}) AS locked`);
     if (!locked) throw new RestoreCannotRunError('Another restore into this database is running: wait for it to end');
 
@@ -111,7 +115,7 @@ export async function restoreSchemas(request: RestoreRequest): Promise<RestoreRe
     request.signal?.throwIfAborted();
 
     staged = true;
-    await runDefinition(control, 'Creating the tables', [
+    await runDefinition(held, 'Creating the tables', [
       ...replacements.map((r) => `CREATE SCHEMA ${quoteIdentifier(r.staging)}`),
       ...preDataStatements(definitions, names),
     ]);
@@ -128,22 +132,22 @@ export async function restoreSchemas(request: RestoreRequest): Promise<RestoreRe
       const work = postDataWork(definitions, names, phase).sort((a, b) => (bytesOf.get(`${b.schema}\u0000${b.table}`) ?? 0) - (bytesOf.get(`${a.schema}\u0000${a.table}`) ?? 0));
       emit({ kind: 'phase', phase: phase === 1 ? 'indexes and constraints' : 'foreign keys', units: work.length });
       await inParallel(sql, parallelism, work, async (connection, unit) => {
-        await connection.unsafe(`SET maintenance_work_mem = '${request.maintenanceWorkMem ?? '256MB'}'`);
+        await connection.connection.unsafe(`SET maintenance_work_mem = '${request.maintenanceWorkMem ?? '256MB'}'`);
         await runDefinition(connection, `Building ${quoteIdentifier(unit.schema)}.${quoteIdentifier(unit.table)}`, unit.statements);
       }, request.signal);
     }
     emit({ kind: 'phase', phase: 'sequences' });
-    await runDefinition(control, 'Setting the sequences', sequenceStatements(definitions, names));
+    await runDefinition(held, 'Setting the sequences', sequenceStatements(definitions, names));
     emit({ kind: 'phase', phase: 'analyze' });
     const tables = definitions.flatMap((d) => d.tables.map((t) => `${quoteIdentifier(names.get(d.schema)!)}.${quoteIdentifier(t.name)}`));
     await inParallel(sql, parallelism, tables, async (connection, table) => {
-      await connection.unsafe(`ANALYZE ${table}`);
+      await runDefinition(connection, 'Running ANALYZE', [`ANALYZE ${table}`]);
     }, request.signal);
 
     request.signal?.throwIfAborted();
     emit({ kind: 'phase', phase: 'replacing' });
     const existing = new Set((await control<{ name: string }[]>`SELECT nspname AS name FROM pg_catalog.pg_namespace WHERE nspname = ANY(${replacements.map((r) => r.live)}::text[])`).map((r) => r.name));
-    await replaceSchemas(control, replacements, { onRetry: (attempt, error) => emit({ kind: 'replace-retry', attempt, message: error.message }) });
+    await replaceSchemas(sql, replacements, { onRetry: (attempt, error) => emit({ kind: 'replace-retry', attempt, message: error.message }) });
     staged = false;
     // The old schemas are out of sight now; readers still on them finish first (DROP waits).
     for (const { retired } of replacements) {
@@ -157,12 +161,17 @@ export async function restoreSchemas(request: RestoreRequest): Promise<RestoreRe
       timeTakenMs: Math.round(performance.now() - started),
     };
   } catch (error) {
-    throw categorise(error);
+    const failure = categorise(error);
+    if (staged) {
+      const left = await dropStaging(sql, replacements);
+      if (left) failure.message += `. The staging schemas could not be dropped (${left}): the next restore removes them`;
+    }
+    throw failure;
   } finally {
-    if (staged) await dropStaging(sql, control, replacements);
-    if (control) {
-      await control.unsafe(`SELECT pg_advisory_unlock(${RESTORE_LOCK})`).catch(() => {});
-      control.release();
+    // Unlocked by ending the session's hold: released if open, else the server ended it (and the lock).
+    if (held && !held.isClosed()) {
+      await held.connection.unsafe(`SELECT pg_advisory_unlock(${RESTORE_LOCK})`).catch(() => {});
+      if (!held.isClosed()) held.connection.release();
     }
     await sql.end({ timeout: 5 });
   }
@@ -218,10 +227,12 @@ function checkAgainstManifests(loaded: LoadedTarball[]): Omit<RestoredSchema, 'r
 }
 
 /** Runs statements in order; a failure names what was being done and the statement's start. */
-async function runDefinition(connection: ReservedSql, what: string, statements: string[]): Promise<void> {
+async function runDefinition(held: HeldConnection, what: string, statements: string[]): Promise<void> {
   for (const statement of statements) {
+    // A write to a connection the server has ended crashes postgres.js (clients/transaction.ts).
+    if (held.isClosed()) throw new RestoreRefusedError(`${what}: the connection to the target was lost`);
     try {
-      await connection.unsafe(statement);
+      await held.connection.unsafe(statement);
     } catch (error) {
       const shown = statement.length > 160 ? `${statement.slice(0, 160)}...` : statement;
       throw new RestoreRefusedError(`${what}: the target refused ${JSON.stringify(shown)}: ${describeFailure(error)}`);
@@ -230,21 +241,22 @@ async function runDefinition(connection: ReservedSql, what: string, statements: 
 }
 
 /** Runs `work` over `items`, `parallelism` at once, each on a reserved connection; the first failure stops the rest from starting. */
-async function inParallel<T>(sql: Sql, parallelism: number, items: T[], work: (connection: ReservedSql, item: T) => Promise<void>, signal?: AbortSignal): Promise<void> {
+async function inParallel<T>(sql: Sql, parallelism: number, items: T[], work: (connection: HeldConnection, item: T) => Promise<void>, signal?: AbortSignal): Promise<void> {
   let next = 0;
   let failure: { error: unknown } | undefined;
   const worker = async (): Promise<void> => {
-    const connection = await sql.reserve();
+    let held: HeldConnection | undefined;
     try {
+      held = await holdConnection(sql);
       while (!failure && next < items.length) {
         signal?.throwIfAborted();
         const item = items[next++]!;
-        await work(connection, item);
+        await work(held, item);
       }
+      held.connection.release();
     } catch (error) {
       failure ??= { error };
-    } finally {
-      connection.release();
+      if (held) await rollBackAndRelease(held, error);
     }
   };
   await Promise.all(Array.from({ length: Math.min(parallelism, items.length) }, worker));
@@ -260,13 +272,22 @@ async function removeLeftovers(control: ReservedSql): Promise<string[]> {
   return rows.map((row) => row.name);
 }
 
-/** Drops what this restore built; on a new connection if the control one was lost. Never throws. */
-async function dropStaging(sql: Sql, control: ReservedSql | undefined, replacements: SchemaReplacement[]): Promise<void> {
-  const statement = `DROP SCHEMA IF EXISTS ${replacements.map((r) => quoteIdentifier(r.staging)).join(', ')} CASCADE`;
+/**
+ * Drops what this restore built, on a new connection if the control one was lost; waits at most
+ * 30 s for locks. Never throws: returns why it could not, or undefined once dropped.
+ */
+async function dropStaging(sql: Sql, replacements: SchemaReplacement[]): Promise<string | undefined> {
+  const drop = (): Promise<void> =>
+    inTransaction(sql, async (tx) => {
+      await tx.unsafe(`SET LOCAL lock_timeout = '30s'`);
+      await tx.unsafe(`DROP SCHEMA IF EXISTS ${replacements.map((r) => quoteIdentifier(r.staging)).join(', ')} CASCADE`);
+    });
   try {
-    await (control ?? sql).unsafe(statement);
-  } catch {
-    await sql.unsafe(statement).catch(() => {});
+    // Twice: the first may get a connection the server has just ended (a terminated backend).
+    await drop().catch(drop);
+    return undefined;
+  } catch (error) {
+    return describeFailure(error);
   }
 }
 

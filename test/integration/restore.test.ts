@@ -1,0 +1,316 @@
+import { execFile } from 'node:child_process';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
+import postgres from 'postgres';
+import type { Sql } from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMigratedTestDatabase, createTestDatabase } from '../support/database';
+import type { TestDatabase } from '../support/database';
+import { describeSchema } from '../support/describe-schema';
+import { exportThroughJob } from '../support/export-through-job';
+import { startTestS3 } from '../support/s3';
+import type { TestS3 } from '../support/s3';
+import { buildTar } from '../fixtures/verification/build-tarball';
+import { unpackTarball } from '../fixtures/export/tarball';
+
+/**
+ * `npm run restore` (issue "Tarballs that rebuild their schemas"), as a person runs it, on
+ * tarballs made by the real export job: the round trip, the replacement in front of a reader, and
+ * each refusal leaving the target as it was.
+ */
+
+const run = promisify(execFile);
+const SCHEMAS = ['Water Rights', 'crm'];
+const FIXTURE = new URL('../fixtures/definition/rich-schemas.sql', import.meta.url);
+const q = (name: string) => `"${name.replaceAll('"', '""')}"`;
+
+let source: TestDatabase;
+let s3: TestS3;
+let bucket: string;
+let work: string;
+const databases: TestDatabase[] = [];
+
+interface Outcome {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** `npm run restore -- <args>` (its script, run by node with tsx, as npm would): exit code and output. */
+async function restore(args: string[], env: Record<string, string | undefined> = {}): Promise<Outcome> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'scripts/restore.ts', ...args], {
+      encoding: 'utf8',
+      env: { ...process.env, DATABASE_URL: source.url, S3_ENDPOINT: s3.endpoint, ...env },
+      timeout: 120_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code?: number; stdout: string; stderr: string };
+    return { code: typeof failed.code === 'number' ? failed.code : -1, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+async function emptyTarget(): Promise<TestDatabase> {
+  const db = await createTestDatabase('waj_restore_target');
+  databases.push(db);
+  return db;
+}
+
+/** Every table's rows of the schemas, as text, in order: what a reader of the target would see. */
+async function rowsOf(sql: Sql, schemas: string[] = SCHEMAS): Promise<Record<string, string[]>> {
+  const tables = await sql<{ schema: string; name: string }[]>`
+    SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = ANY(${schemas}::text[]) AND c.relkind IN ('r', 'p') ORDER BY 1, 2`;
+  const rows: Record<string, string[]> = {};
+  for (const { schema, name } of tables) {
+    rows[`${schema}.${name}`] = (await sql.unsafe<{ r: string }[]>(`SELECT t::text AS r FROM ${q(schema)}.${q(name)} t ORDER BY 1`)).map((row) => row.r);
+  }
+  return rows;
+}
+
+async function leftovers(sql: Sql): Promise<string[]> {
+  return (await sql<{ name: string }[]>`SELECT nspname AS name FROM pg_namespace WHERE nspname LIKE 'waj\\_%' ORDER BY 1`).map((row) => row.name);
+}
+
+/** What a target holds, to show a refused restore changed nothing. */
+async function stateOf(sql: Sql): Promise<unknown> {
+  const schemas = (await sql<{ name: string }[]>`SELECT nspname AS name FROM pg_namespace WHERE nspname !~ '^(pg_|information_schema)' ORDER BY 1`).map((r) => r.name);
+  return { schemas, rows: await rowsOf(sql, schemas), catalog: await Promise.all(SCHEMAS.filter((s) => schemas.includes(s)).map((s) => describeSchema(sql, s, SCHEMAS))) };
+}
+
+/** A tarball unpacked, changed, and packed again in the export's entry order (gzip, not the export's members). */
+async function rewriteTarball(tgz: Buffer, change: (entries: { name: string; content: Buffer }[]) => { name: string; content: Buffer }[]): Promise<Buffer> {
+  const { folder, entries } = await unpackTarball(tgz);
+  try {
+    const files = await Promise.all(entries.filter((name) => !name.endsWith('/')).map(async (name) => ({ name, content: await readFile(join(folder, name)) })));
+    return gzipSync(await buildTar(change(files)));
+  } finally {
+    await rm(folder, { recursive: true, force: true });
+  }
+}
+
+let firstExport: string;
+let targetA: TestDatabase;
+
+beforeAll(async () => {
+  source = await createMigratedTestDatabase('waj_restore_source');
+  await source.sql.unsafe(await readFile(FIXTURE, 'utf8'));
+  s3 = await startTestS3();
+  bucket = await s3.createBucket();
+  work = await mkdtemp(join(tmpdir(), 'waj-restore-test-'));
+  firstExport = join(work, 'first');
+  await exportThroughJob(source, s3.client, bucket, SCHEMAS, firstExport);
+}, 120_000);
+
+afterAll(async () => {
+  for (const db of databases) await db.drop().catch(() => {});
+  await s3?.close();
+  await source?.drop();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe('npm run restore', () => {
+  it('round trip: into an empty database, the catalog, every row and every next value are the source’s', async () => {
+    targetA = await emptyTarget();
+    const outcome = await restore([firstExport, '--into', targetA.url]);
+    expect(outcome.stderr).toBe('');
+    expect(outcome.code).toBe(0);
+    expect(outcome.stdout).toMatch(/restored Water Rights: 6 tables, 11 rows/);
+    expect(outcome.stdout).toMatch(/restored crm: 2 tables, 7 rows/);
+    expect(outcome.stdout).toMatch(/loaded crm\.customers: 3 rows/);
+
+    for (const schema of SCHEMAS) {
+      const restored = await describeSchema(targetA.sql, schema, SCHEMAS);
+      expect(restored.tables.length).toBeGreaterThan(1);
+      expect(restored).toEqual(await describeSchema(source.sql, schema, SCHEMAS));
+    }
+    const rows = await rowsOf(targetA.sql);
+    expect(rows).toEqual(await rowsOf(source.sql));
+    expect(rows['crm.customers']).toHaveLength(3);
+    expect(rows['Water Rights.Audit Notes']).toEqual([]);
+
+    // The next value of every sequence (serial, identity, standalone), each from a new session:
+    // a sequence with CACHE hands a session a batch.
+    const sequences = await source.sql<{ name: string }[]>`
+      SELECT quote_ident(schemaname) || '.' || quote_ident(sequencename) AS name FROM pg_sequences WHERE schemaname = ANY(${SCHEMAS}::text[]) ORDER BY 1`;
+    expect(sequences.length).toBe(7);
+    for (const { name } of sequences) {
+      const next = async (url: string) => {
+        const sql = postgres(url, { max: 1, onnotice: () => {} });
+        try {
+          return (await sql.unsafe<{ v: string }[]>(`SELECT nextval('${name.replaceAll("'", "''")}'::regclass)::text AS v`))[0]!.v;
+        } finally {
+          await sql.end();
+        }
+      };
+      expect(await next(targetA.url), name).toBe(await next(source.url));
+    }
+    // ANALYZE ran: the planner knows the tables' sizes.
+    const [analyzed] = await targetA.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_stat_user_tables WHERE schemaname = 'crm' AND last_analyze IS NOT NULL`;
+    expect(analyzed!.n).toBe(2);
+    expect(await leftovers(targetA.sql)).toEqual([]);
+  });
+
+  it('a newer export over an older restore: a reader of two tables of different schemas sees the old pair or the new pair, never a mix or an error', async () => {
+    await source.sql.unsafe(`
+      INSERT INTO crm.customers (name) VALUES ('Newer Customer');
+      INSERT INTO "Water Rights"."Licences" ("Holder Name") VALUES ('Newer Holder');`);
+    const secondExport = join(work, 'second');
+    await exportThroughJob(source, s3.client, bucket, SCHEMAS, secondExport);
+
+    const reader = postgres(targetA.url, { max: 1, onnotice: () => {} });
+    const seen = new Map<string, number>();
+    const errors: string[] = [];
+    let reading = true;
+    const loop = (async () => {
+      while (reading) {
+        try {
+          const [row] = await reader<{ pair: string }[]>`
+            SELECT (SELECT count(*) FROM crm.customers) || '/' || (SELECT count(*) FROM "Water Rights"."Licences") AS pair`;
+          seen.set(row!.pair, (seen.get(row!.pair) ?? 0) + 1);
+        } catch (error) {
+          errors.push((error as Error).message);
+        }
+      }
+    })();
+    let outcome: Outcome;
+    try {
+      outcome = await restore([secondExport, '--into', targetA.url]);
+    } finally {
+      reading = false;
+      await loop;
+      await reader.end();
+    }
+    expect(outcome.stderr).toBe('');
+    expect(outcome.code).toBe(0);
+    expect(outcome.stdout).toMatch(/replaced the one that was there/);
+    expect(errors).toEqual([]);
+    expect([...seen.keys()].sort()).toEqual(['3/3', '4/4']);
+    expect(seen.get('3/3')).toBeGreaterThan(10);
+    expect(await rowsOf(targetA.sql)).toEqual(await rowsOf(source.sql));
+    expect(await leftovers(targetA.sql)).toEqual([]);
+  });
+
+  describe('refusals leave the target exactly as it was', () => {
+    let before: unknown;
+    let latest: string;
+
+    beforeAll(async () => {
+      latest = join(work, 'second');
+      before = await stateOf(targetA.sql);
+    });
+
+    async function refusedWith(folder: string, pattern: RegExp, code = 1, env: Record<string, string | undefined> = {}): Promise<void> {
+      const outcome = await restore([folder, '--into', targetA.url], env);
+      expect(outcome.stderr).toMatch(pattern);
+      expect(outcome.stderr).toMatch(/Nothing was replaced/);
+      expect(outcome.code).toBe(code);
+      expect(await stateOf(targetA.sql)).toEqual(before);
+      expect(await leftovers(targetA.sql)).toEqual([]);
+    }
+
+    /** The latest export's folder with one tarball replaced. */
+    async function withTarball(name: string, schema: string, tgz: Buffer): Promise<string> {
+      const folder = join(work, name);
+      await mkdir(folder, { recursive: true });
+      await cp(latest, folder, { recursive: true });
+      await writeFile(join(folder, `${schema}.tgz`), tgz);
+      return folder;
+    }
+
+    it('one value changed in one CSV, the archive rebuilt, the manifest kept: exit 1 naming the table', async () => {
+      const tgz = await rewriteTarball(await readFile(join(latest, 'crm.tgz')), (entries) =>
+        entries.map((entry) => (entry.name === 'crm/customers.csv' ? { ...entry, content: Buffer.from(entry.content.toString().replace('Anglian Farms', 'Anglian Farmz')) } : entry)),
+      );
+      await refusedWith(await withTarball('changed', 'crm', tgz), /crm.*table "customers".*sha256 expected/);
+    });
+
+    it('a truncated tarball: exit 1 saying so', async () => {
+      const whole = await readFile(join(latest, 'Water Rights.tgz'));
+      await refusedWith(await withTarball('truncated', 'Water Rights', whole.subarray(0, Math.floor(whole.length * 0.6))), /Water Rights\.tgz: Truncated/);
+    });
+
+    it('a tarball without a definition (an export made before this change): exit 1 saying why', async () => {
+      const tgz = await rewriteTarball(await readFile(join(latest, 'crm.tgz')), (entries) =>
+        entries
+          .filter((entry) => !/\/(definition\.json|schema\.sql)$/.test(entry.name))
+          .map((entry) => {
+            if (!entry.name.endsWith('/manifest.json')) return entry;
+            const manifest = JSON.parse(entry.content.toString()) as Record<string, unknown>;
+            delete manifest.definitionFiles;
+            return { ...entry, content: Buffer.from(JSON.stringify(manifest)) };
+          }),
+      );
+      await refusedWith(await withTarball('no-definition', 'crm', tgz), /crm\.tgz: has no definition\.json .*made before export tarballs carried/);
+    });
+
+    it('into the database the export reads (DATABASE_URL): refused, saying why', async () => {
+      await refusedWith(latest, /the database the export reads \(DATABASE_URL\)/, 1, { DATABASE_URL: targetA.url });
+    });
+
+    it('an unreachable target, an unreadable source and bad arguments: exit 2, one line each', async () => {
+      const unreachable = await restore([latest, '--into', 'postgres://postgres@127.0.0.1:1/nowhere']);
+      expect(unreachable.code).toBe(2);
+      expect(unreachable.stderr).toMatch(/cannot run: Cannot connect to the target 127\.0\.0\.1:1\/nowhere/);
+      const missing = await restore([join(work, 'no-such-folder'), '--into', targetA.url]);
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toMatch(/no-such-folder: cannot be read \(no such file or folder\)/);
+      const noTarget = await restore([latest]);
+      expect(noTarget.code).toBe(2);
+      expect(noTarget.stderr).toMatch(/--into is missing/);
+      const unknownSchema = await restore([latest, '--into', targetA.url, '--schemas', 'nope']);
+      expect(unknownSchema.code).toBe(2);
+      expect(unknownSchema.stderr).toMatch(/No tarball holds "nope"/);
+      expect(await stateOf(targetA.sql)).toEqual(before);
+    });
+  });
+
+  it('a target that lacks an extension the definition needs: exit 1 naming it and what needs it; nothing created', async () => {
+    const db = await createMigratedTestDatabase('waj_restore_ext');
+    databases.push(db);
+    await db.sql.unsafe(`CREATE EXTENSION citext; CREATE SCHEMA people; CREATE TABLE people.contacts (id int PRIMARY KEY, email citext); INSERT INTO people.contacts VALUES (1, 'A@Example.com')`);
+    const folder = join(work, 'ext');
+    await exportThroughJob(db, s3.client, bucket, ['people'], folder);
+    const target = await emptyTarget();
+    const outcome = await restore([folder, '--into', target.url]);
+    expect(outcome.code).toBe(1);
+    expect(outcome.stderr).toMatch(/lacks the extension citext .*contacts.*CREATE EXTENSION citext/);
+    expect(await stateOf(target.sql)).toEqual({ schemas: ['public'], rows: {}, catalog: [] });
+
+    // With the extension, the same tarball restores.
+    await target.sql`CREATE EXTENSION citext`;
+    const restored = await restore([folder, '--into', target.url]);
+    expect(restored.code).toBe(0);
+    expect(await target.sql`SELECT email = 'a@example.COM' AS same FROM people.contacts`).toEqual([{ same: true }]);
+  });
+
+  it("the target's backend terminated during a COPY: exit 1 with the cause; nothing replaced, nothing left behind", async () => {
+    const db = await createMigratedTestDatabase('waj_restore_bulk');
+    databases.push(db);
+    await db.sql.unsafe(`CREATE SCHEMA bulk; CREATE TABLE bulk.rows AS SELECT g AS id, md5(g::text) AS a, repeat('x', 200) AS b FROM generate_series(1, 400000) g; ALTER TABLE bulk.rows ADD PRIMARY KEY (id)`);
+    const folder = join(work, 'bulk');
+    await exportThroughJob(db, s3.client, bucket, ['bulk'], folder);
+    const target = await emptyTarget();
+    await target.sql.unsafe(`CREATE SCHEMA bulk; CREATE TABLE bulk.rows (id int); INSERT INTO bulk.rows VALUES (42)`);
+
+    const restoring = restore([folder, '--into', target.url]);
+    let terminated = false;
+    for (let attempt = 0; attempt < 2000 && !terminated; attempt += 1) {
+      const [row] = await target.sql<{ n: number }[]>`
+        SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
+        WHERE datname = current_database() AND query ILIKE 'COPY%FROM STDIN%' AND pid <> pg_backend_pid()`;
+      terminated = row!.n > 0;
+      if (!terminated) await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(terminated).toBe(true);
+    const outcome = await restoring;
+    expect(outcome.code).toBe(1);
+    expect(outcome.stderr).toMatch(/Loading "bulk"\."rows": .*connection/i);
+    expect(await target.sql`SELECT id FROM bulk.rows`).toEqual([{ id: 42 }]);
+    expect(await leftovers(target.sql)).toEqual([]);
+  });
+});
