@@ -179,7 +179,7 @@ describe('preDataStatements', () => {
 });
 
 describe('postDataWork', () => {
-  it('phase 1: a domain unit for its NOT VALID checks; per table its constraints then indexes, a partitioned family as one unit', () => {
+  it('phase 1: a domain unit for its NOT VALID checks; per table its constraints then indexes, a partitioned family as one unit, parents first', () => {
     const path = 'SET search_path = "waj_restore_x_0", "waj_restore_x_1", "shared"';
     expect(postDataWork([rights, crm], names, 1)).toEqual([
       { schema: 'Water Rights', table: 'qty', kind: 'domain', statements: [path, 'ALTER DOMAIN "waj_restore_x_0"."qty" ADD CONSTRAINT "qty_small" CHECK ((VALUE < (10)::numeric)) NOT VALID'] },
@@ -200,10 +200,10 @@ describe('postDataWork', () => {
         kind: 'table',
         statements: [
           path,
-          'ALTER TABLE "waj_restore_x_0"."readings_2025" ADD CONSTRAINT "r2025_small" CHECK ((id < 1000))',
           'ALTER TABLE "waj_restore_x_0"."readings" ADD CONSTRAINT "readings_pkey" PRIMARY KEY (id, read_on)',
           'ALTER TABLE "waj_restore_x_0"."readings" ADD CONSTRAINT "readings_positive" CHECK ((id > 0))',
           'CREATE INDEX "readings_on" ON "waj_restore_x_0"."readings" USING btree (read_on)',
+          'ALTER TABLE "waj_restore_x_0"."readings_2025" ADD CONSTRAINT "r2025_small" CHECK ((id < 1000))',
           'ALTER TABLE "waj_restore_x_0"."readings_2025" ADD CONSTRAINT "r2025_unique" UNIQUE (read_on)',
           'CREATE INDEX "r2025_id" ON "waj_restore_x_0"."readings_2025" USING hash (id)',
         ],
