@@ -147,9 +147,11 @@ const isNotValid = (definition: string) => definition.endsWith(' NOT VALID');
  * every unit of phase 1 has ended): per table its foreign keys, pointed at the referenced schema's
  * built name. A partitioned family is one unit, named for its root: a parent's constraints and
  * indexes are built on its partitions too, under locks on them, so a partition's own work waits
- * for its parent's, in the same unit. A partition's local checks come before its parent's (the
- * parent's then merge with a same-named one instead of failing); its own indexes and keys after
- * (built before, an index would be taken over by the parent's identical one).
+ * for its parent's, in the same unit, after it: built before, a partition's index would be taken
+ * over by its parent's identical one (CREATE INDEX on a partitioned table attaches a matching
+ * index it finds instead of building one). A partition never has a check both its own and
+ * inherited: on PG15 a parent's check that merges with a partition's leaves it inherited only
+ * (conislocal false), so the reader leaves it out and the parent's rebuilds it.
  */
 export function postDataWork(definitions: SchemaDefinition[], names: SchemaNames, phase: 1 | 2): PostDataUnit[] {
   const units: PostDataUnit[] = [];
@@ -165,20 +167,12 @@ export function postDataWork(definitions: SchemaDefinition[], names: SchemaNames
       }
     }
     for (const family of partitionFamilies(definition.tables)) {
-      const [root, ...partitions] = family;
-      const statements =
+      const statements = family.flatMap((table) =>
         phase === 1
-          ? [
-              ...partitions.flatMap((table) => constraintStatements(definition.schema, table, names, (kind) => kind === 'check')),
-              ...constraintStatements(definition.schema, root!, names, () => true),
-              ...indexStatements(definition.schema, root!, names),
-              ...partitions.flatMap((table) => [
-                ...constraintStatements(definition.schema, table, names, (kind) => kind !== 'check'),
-                ...indexStatements(definition.schema, table, names),
-              ]),
-            ]
-          : family.flatMap((table) => foreignKeyStatements(definition.schema, table, names));
-      if (statements.length > 0) units.push({ schema: definition.schema, table: root!.name, kind: 'table', statements: [path, ...statements] });
+          ? [...constraintStatements(definition.schema, table, names), ...indexStatements(definition.schema, table, names)]
+          : foreignKeyStatements(definition.schema, table, names),
+      );
+      if (statements.length > 0) units.push({ schema: definition.schema, table: family[0]!.name, kind: 'table', statements: [path, ...statements] });
     }
   }
   return units;
@@ -197,10 +191,8 @@ function partitionFamilies(tables: TableDefinition[]): TableDefinition[][] {
   return tables.filter((table) => !table.partitionOf || !names.has(table.partitionOf.table)).map(withDescendants);
 }
 
-function constraintStatements(schema: string, table: TableDefinition, names: SchemaNames, take: (kind: TableDefinition['constraints'][number]['kind']) => boolean): string[] {
-  return table.constraints
-    .filter((constraint) => take(constraint.kind))
-    .map((constraint) => `ALTER TABLE ${qualified(schema, table.name, names)} ADD CONSTRAINT ${quoteIdentifier(constraint.name)} ${constraint.definition}`);
+function constraintStatements(schema: string, table: TableDefinition, names: SchemaNames): string[] {
+  return table.constraints.map((constraint) => `ALTER TABLE ${qualified(schema, table.name, names)} ADD CONSTRAINT ${quoteIdentifier(constraint.name)} ${constraint.definition}`);
 }
 
 function indexStatements(schema: string, table: TableDefinition, names: SchemaNames): string[] {

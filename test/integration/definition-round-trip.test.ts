@@ -125,7 +125,19 @@ describe('a schema definition read, rebuilt under staging names and renamed', ()
       counted[table.name] = after.length;
     }
     if (schema === 'Water Rights') {
-      expect(counted).toEqual({ 'Audit Notes': 0, Licences: 3, 'Return Lines': 4, readings: 4, 'Readings 2026': 2, readings_2025: 2 });
+      expect(counted).toEqual({
+        'Audit Notes': 0,
+        Licences: 3,
+        'Return Lines': 4,
+        readings: 4,
+        'Readings 2026': 2,
+        readings_2025: 2,
+        events: 5,
+        events_meter: 2,
+        events_meter_2025: 1,
+        events_meter_default: 1,
+        events_other: 3,
+      });
     } else {
       expect(counted).toEqual({ 'Contact Points': 4, customers: 3 });
     }
