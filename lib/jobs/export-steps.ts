@@ -111,7 +111,7 @@ export function createFannedOutExport(env: Env, settings: ExportSettings, s3: S3
  * which it can for at most its own 15 minutes: a step queued behind another (the schema worker's
  * reserved concurrency, EXPORT_CONCURRENCY, below the number of schemas) would start after a whole
  * schema's export, too late. So the coordinator refuses to start with fewer than one schema worker
- * per schema (README, "One moment"). Inline the coordinator holds the snapshot for as long as it takes.
+ * per schema (docs/export.md, "One moment"). Inline the coordinator holds the snapshot for as long as it takes.
  */
 export function assertEveryStepCanStartAtOnce(settings: Pick<ExportSettings, 'concurrency' | 'schemas'>): void {
   if (settings.concurrency >= settings.schemas.length) return;
