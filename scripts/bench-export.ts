@@ -26,8 +26,8 @@ import postgres from 'postgres';
 import { connectDatabase } from '../lib/clients/database';
 import { createS3Client } from '../lib/clients/s3';
 import { readExportSettings } from '../lib/config';
-import { assertExportSucceeded, exportDatabase } from '../lib/export/export-database';
-import type { ExportResult } from '../lib/export/export-database';
+import { assertEveryStepSucceeded, exportThroughSteps } from '../test/support/export-steps';
+import type { ExportedThroughSteps } from '../test/support/export-steps';
 import { logger } from '../lib/logger';
 import { adminUrl } from '../test/support/database';
 import { startTestS3 } from '../test/support/s3';
@@ -51,7 +51,7 @@ interface ChildInput {
   tmpRoot: string;
 }
 interface ChildOutput {
-  result: ExportResult;
+  result: ExportedThroughSteps;
   maxRssKb: number;
   cpuSeconds: number;
   largestTableCompressedBytes: number;
@@ -143,11 +143,12 @@ async function runChild(input: ChildInput): Promise<void> {
   const sql = connectDatabase(input.url, { max: (tableParallelism ?? availableParallelism()) + 1 });
   const s3 = createS3Client({ endpoint: input.endpoint });
   try {
-    const result = await exportDatabase(
+    // The schema's step as exportSchemaWorker runs it, in a run's snapshot held as the coordinator holds it.
+    const result = await exportThroughSteps(
       { bucket: input.bucket, prefix: 'bench/', schemas: [input.schema], tableParallelism },
       { sql, s3, tmpRoot: input.tmpRoot },
     );
-    assertExportSucceeded(result);
+    assertEveryStepSucceeded(result);
     const { user, system } = process.cpuUsage();
     const output: ChildOutput = { result, maxRssKb: process.resourceUsage().maxRSS, cpuSeconds: (user + system) / 1e6, largestTableCompressedBytes };
     process.stdout.write(`${JSON.stringify(output)}\n`);

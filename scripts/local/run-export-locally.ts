@@ -7,9 +7,14 @@
  * to the exportVerifier handler here. Everything it starts is stopped when it ends, fails or is
  * interrupted.
  *
+ * It prints lines for a person (what started, a line per schema as its step ends, progress while
+ * steps run, the tarballs and their verification, what to do next); the JSON logs, of the worker
+ * and of this process, go to a file under <LOCAL_DIR>/logs, or to the terminal with LOG_FORMAT=json.
+ *
  * `npm run export:local -- --release <run id>` first marks that run failed ('interrupted'): a run
  * left `running` by an export you interrupted blocks the next one until its lease expires.
  */
+import './quiet-sdk-warning';
 import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -24,6 +29,8 @@ import { seedSampleDatabase } from '../sample-database/seed-sample-database';
 import { createExportVerifierFunction } from '../../lib/verification/export-verifier-function';
 import type { VerifierResponse } from '../../lib/verification/export-verifier-function';
 import { forwardUploadsToVerifier } from './forward-uploads-to-verifier';
+import { divertJsonLines, logsToTerminal, openLocalLogFile } from './local-log-file';
+import { formatBytes, watchExportRun } from './watch-export-run';
 import { localStateDir, onShutdown, shutdown, shutdownOnSignals, spawnServerless, startLocalDatabase, startLocalS3 } from './local-services';
 
 const bucket = process.env.EXPORT_BUCKET ?? 'water-abstraction-jobs-local-export';
@@ -64,6 +71,9 @@ async function releaseRun(databaseUrl: string, id: string): Promise<void> {
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { release: { type: 'string' } } });
   shutdownOnSignals();
+  const log = openLocalLogFile(localStateDir(), 'export-local');
+  const toTerminal = logsToTerminal();
+  if (!toTerminal) divertJsonLines(log.write);
   const database = await startLocalDatabase();
   onShutdown(database.stop);
   const databaseUrl = database.url;
@@ -95,7 +105,14 @@ async function main(): Promise<number> {
   });
   // Asynchronously: the S3 server runs in this process and must go on answering meanwhile.
   // No stdin: without --data, invoke local reads the event from a non-terminal stdin.
-  const invoke = spawnServerless(['invoke', 'local', '--function', 'exportWorker'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  console.log(`Exporting ${settings.schemas.join(', ')} with the real worker (sls invoke local -f exportWorker); its logs go to ${toTerminal ? 'this terminal (LOG_FORMAT=json)' : log.path}`);
+  const startedAt = Date.now();
+  const watchSql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  onShutdown(() => watchSql.end({ timeout: 1 }));
+  const stopWatching = watchExportRun(watchSql, new Date(startedAt - 1000));
+  const invoke = spawnServerless(['invoke', 'local', '--function', 'exportWorker'], { env, stdio: ['ignore', toTerminal ? 'inherit' : 'pipe', toTerminal ? 'inherit' : 'pipe'] });
+  invoke.stdout?.on('data', log.write);
+  invoke.stderr?.on('data', log.write);
   onShutdown(async () => {
     if (invoke.exitCode !== null || invoke.signalCode !== null) return;
     const exited = once(invoke, 'exit');
@@ -105,8 +122,9 @@ async function main(): Promise<number> {
     clearTimeout(kill);
   });
   const [status, signal] = (await once(invoke, 'exit')) as [number | null, NodeJS.Signals | null];
+  await stopWatching();
   if (status !== 0) {
-    console.error(`sls invoke local -f exportWorker exited with ${status ?? signal}`);
+    console.error(`sls invoke local -f exportWorker exited with ${status ?? signal}: see ${toTerminal ? 'its logs above' : log.path}`);
     return 1;
   }
   const blocker = await findBlockingRun(databaseUrl);
@@ -124,27 +142,31 @@ async function main(): Promise<number> {
   const outDir = resolve(localStateDir(), 'export');
   mkdirSync(outDir, { recursive: true });
   const listed = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: settings.prefix }));
-  console.log('\nThe tarballs:');
+  const copies: { key: string; file: string; size: number }[] = [];
   for (const object of listed.Contents ?? []) {
     const body = await (await client.send(new GetObjectCommand({ Bucket: bucket, Key: object.Key }))).Body?.transformToByteArray();
     const file = resolve(outDir, object.Key!.slice(settings.prefix.length));
     writeFileSync(file, body ?? new Uint8Array());
-    console.log(`  s3://${bucket}/${object.Key}  (${object.Size} bytes)  copied to ${file}`);
+    copies.push({ key: object.Key!, file, size: object.Size ?? 0 });
   }
   client.destroy();
   await uploads.settled();
-  console.log("\nexportVerifier, started by each upload (object tag verified=true|false; on the run's step when the upload names its run):");
-  for (const v of verifications) {
-    if (!('key' in v)) {
-      console.log(`  could not check a tarball: ${v.error}`);
-      continue;
-    }
-    const recorded = v.step && 'runId' in v.step ? (v.step.outcome === 'recorded' ? `recorded on run ${v.step.runId}, step ${v.step.schema}` : `run ${v.step.runId} has no step ${v.step.schema}`) : 'not recorded: the upload names no run';
-    console.log(`  s3://${bucket}/${v.key}  ${v.status}${v.problems.length > 0 ? ` (${v.problems.join('; ')})` : ''}; ${recorded}`);
+  const checked = new Map(verifications.filter((v) => 'key' in v).map((v) => [v.key, v]));
+  console.log(`\nThe tarballs (in s3://${bucket}/${settings.prefix} and copied to ${outDir}), each checked by exportVerifier as it landed:`);
+  for (const { key, file, size } of copies) {
+    const v = checked.get(key);
+    const outcome = !v ? 'not checked' : v.status === 'verified' ? 'verified against its manifest' : `FAILED verification: ${v.problems.join('; ')}`;
+    console.log(`  ${file.slice(outDir.length + 1).padEnd(14)} ${formatBytes(size).padStart(9)}  ${outcome}`);
   }
-  console.log(`\nCheck a copy yourself with: npm run verify-export -- ${resolve(outDir, 'water.tgz')}`);
-  console.log(`\nUnpack one with: tar -xzf ${resolve(outDir, 'water.tgz')}`);
-  return 0;
+  for (const v of verifications) if (!('key' in v)) console.log(`  could not check a tarball: ${v.error}`);
+  const sample = resolve(outDir, copies[0]?.file.slice(outDir.length + 1) ?? 'water.tgz');
+  console.log(`\nDone in ${((Date.now() - startedAt) / 1000).toFixed(0)} s. The logs: ${toTerminal ? 'above (LOG_FORMAT=json)' : log.path}`);
+  console.log('Next:');
+  console.log(`  npm run verify-export -- ${sample}     check a tarball yourself`);
+  console.log(`  tar -xzf ${sample}     unpack one (a CSV per table and manifest.json)`);
+  console.log('  npm run local     the whole stack, to call the API and open the dashboard');
+  const failed = [...checked.values()].some((v) => v.status !== 'verified');
+  return failed ? 1 : 0;
 }
 
 main().then(

@@ -6,6 +6,7 @@
  * real asynchronous path. Prints the API's address, the key, a curl line for each route and the
  * `sls invoke local` line of each worker; Ctrl-C (or SIGTERM) stops everything it started.
  */
+import './quiet-sdk-warning';
 import type { ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import postgres from 'postgres';
@@ -13,6 +14,7 @@ import { migrateDatabase } from '../migrate-database';
 import { seedSampleDatabase } from '../sample-database/seed-sample-database';
 import { curlLines, readStackFunctions, sh } from './stack-routes';
 import { startOrphanWatchdog } from './orphan-watchdog';
+import { divertJsonLines, logsToTerminal, openLocalLogFile } from './local-log-file';
 import { isShuttingDown, localStateDir, onShutdown, projectRoot, shutdown, shutdownOnSignals, spawnServerless, startLocalDatabase, startLocalS3 } from './local-services';
 
 const env = process.env;
@@ -34,6 +36,10 @@ async function waitForOffline(offline: ChildProcess, output: () => string): Prom
 async function main(): Promise<void> {
   shutdownOnSignals();
   const stateDir = localStateDir(env);
+  // The functions' JSON logs (and this process's) go to a file, or here with LOG_FORMAT=json.
+  const log = openLocalLogFile(stateDir, 'local');
+  const toTerminal = logsToTerminal(env);
+  if (!toTerminal) divertJsonLines(log.write);
   const database = await startLocalDatabase(env);
   onShutdown(database.stop);
   await migrateDatabase(database.url);
@@ -82,8 +88,9 @@ async function main(): Promise<void> {
   let banner = '';
   let ready = false;
   const relay = (chunk: Buffer) => {
-    if (ready) process.stdout.write(chunk);
-    else banner += chunk.toString();
+    if (!ready) banner += chunk.toString();
+    else if (toTerminal) process.stdout.write(chunk);
+    else log.write(chunk);
   };
   offline.stdout!.on('data', relay);
   offline.stderr!.on('data', relay);
@@ -120,7 +127,7 @@ async function main(): Promise<void> {
       'Each worker by hand, from another terminal while this runs:',
       ...workers.map((fn) => `  ${settingsLine} npx serverless invoke local -f ${fn}`),
       '',
-      'The functions\' logs follow.',
+      toTerminal ? 'The functions\' logs follow (LOG_FORMAT=json).' : `The functions' logs go to ${log.path} (LOG_FORMAT=json prints them here).`,
       '',
     ].join('\n'),
   );

@@ -112,7 +112,7 @@ beforeAll(async () => {
     EXPORT_BUCKET: environment.bucket,
     S3_ENDPOINT: environment.s3.endpoint,
     EXPORT_SCHEMAS: [...DEFAULT_EXPORT_SCHEMAS, HOSTILE_SCHEMA].join(','),
-    // Every schema step of a run must be able to start at once (README, "One moment").
+    // Every schema step of a run must be able to start at once (docs/export.md, "One moment").
     EXPORT_CONCURRENCY: String(DEFAULT_EXPORT_SCHEMAS.length + 1),
   });
 

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -37,7 +37,7 @@ beforeAll(async () => {
   stack.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   stack.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const deadline = Date.now() + 240_000;
-  while (!output.includes('The functions\' logs follow.')) {
+  while (!/The functions' logs go to \S+/.test(output)) {
     if (stack.exitCode !== null) throw new Error(`npm run local exited with ${stack.exitCode}:\n${output}`);
     if (Date.now() > deadline) throw new Error(`npm run local did not come up:\n${output}`);
     await new Promise((resolve) => setTimeout(resolve, 250));
@@ -95,8 +95,12 @@ describe('npm run local', () => {
     expect(run?.trigger).toBe('http');
     expect(run?.steps?.map((s) => `${s.name} ${s.status}`)).toEqual(DEFAULT_EXPORT_SCHEMAS.map((name) => `${name} succeeded`));
     // The coordinator and each schema's step ran in their workers, invoked through the Lambda API.
-    expect(output).toMatch(/\(λ: exportWorker\) RequestId/);
-    expect(output).toMatch(/\(λ: exportSchemaWorker\) RequestId/);
+    // Their logs are in the file the stack named, not on the terminal.
+    const logs = readFileSync(/The functions' logs go to (\S+)/.exec(output)![1]!, 'utf8');
+    expect(logs).toMatch(/\(λ: exportWorker\) RequestId/);
+    expect(logs).toMatch(/\(λ: exportSchemaWorker\) RequestId/);
+    expect(output).not.toMatch(/^\{"level"/m);
+    expect(output).not.toContain('NodeVersionSupportWarning');
   }, 120_000);
 
   it('Ctrl-C (SIGINT to its process group) stops every process it started', async () => {

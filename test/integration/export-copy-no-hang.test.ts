@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
 import type { Sql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertExportSucceeded, exportDatabase } from '../../lib/export/export-database';
+import { assertEveryStepSucceeded, exportThroughSteps } from '../support/export-steps';
 import { openCopyOut } from '../../lib/export/open-copy-out';
 import { createTestDatabase } from '../support/database';
 import type { TestDatabase } from '../support/database';
@@ -129,9 +129,9 @@ describe('COPY TO STDOUT on one connection (porsager/postgres#499)', () => {
       const result = await withinSeconds(
         30,
         'exporting four large tables',
-        exportDatabase({ bucket, prefix: 'export/', schemas: ['bulk'] }, { sql, s3: s3.client, tmpRoot }),
+        exportThroughSteps({ bucket, prefix: 'export/', schemas: ['bulk'] }, { sql, s3: s3.client, tmpRoot }),
       );
-      assertExportSucceeded(result);
+      assertEveryStepSucceeded(result);
       expect(result.schemas[0]).toMatchObject({ tables: TABLES.length, rows: TABLES.length * ROWS_PER_TABLE });
       expect(await withinSeconds(5, 'SELECT 1 after the export', sql`SELECT 1 AS one`)).toEqual([{ one: 1 }]);
     } finally {

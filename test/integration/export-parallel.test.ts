@@ -11,7 +11,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { Sql } from 'postgres';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { logger } from '../../lib/logger';
-import { exportDatabase } from '../../lib/export/export-database';
+import { exportThroughSteps } from '../support/export-steps';
 import { exportSchema } from '../../lib/export/export-schema';
 import type { SchemaManifest } from '../../lib/export/export-schema';
 import { quoteIdentifier as q } from '../../lib/export/quote-identifier';
@@ -110,7 +110,7 @@ function readTar(tar: Buffer): Map<string, Buffer> {
 
 describe('the .tgz, with tables in parallel', () => {
   it('is read to the end by gzip -t, GNU tar, Python tarfile and Node zlib, each CSV matching the manifest', async () => {
-    const result = await exportDatabase(
+    const result = await exportThroughSteps(
       { bucket, prefix: 'export/', schemas: [READERS], tableParallelism: 2 },
       { sql: client(db.url), s3: s3.client, tmpRoot },
     );
@@ -242,7 +242,7 @@ describe('a table that fails in the parallel path', () => {
       await s3.client.send(new PutObjectCommand({ Bucket: bucket, Key: 'export/half.tgz', Body: 'the export from last night' }));
       const url = new URL(db.url);
       url.username = role;
-      const result = await exportDatabase({ bucket, prefix: 'export/', schemas: ['half'], tableParallelism: 2 }, { sql: client(url.toString()), s3: s3.client, tmpRoot });
+      const result = await exportThroughSteps({ bucket, prefix: 'export/', schemas: ['half'], tableParallelism: 2 }, { sql: client(url.toString()), s3: s3.client, tmpRoot });
       expect(result.schemas[0]).toMatchObject({ status: 'failed', error: expect.stringMatching(/division by zero/) });
       expect((await downloadObject(s3.client, bucket, 'export/half.tgz')).toString()).toBe('the export from last night');
       expect(await db.sql`SELECT pid FROM pg_stat_activity WHERE datname = ${db.name} AND query LIKE 'COPY %' AND state = 'active'`).toEqual([]);

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import postgres from 'postgres';
 import type { Sql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertExportSucceeded, exportDatabase } from '../../lib/export/export-database';
-import type { ExportResult } from '../../lib/export/export-database';
+import { assertEveryStepSucceeded, exportThroughSteps } from '../support/export-steps';
+import type { ExportedThroughSteps } from '../support/export-steps';
 import type { SchemaManifest } from '../../lib/export/export-schema';
 import { quoteIdentifier as q } from '../../lib/export/quote-identifier';
 import { createTestDatabase } from '../support/database';
@@ -25,7 +25,7 @@ let s3: TestS3;
 let bucket: string;
 let tmpRoot: string;
 let exportSql: Sql;
-let result: ExportResult;
+let result: ExportedThroughSteps;
 const unpacked = new Map<string, { folder: string; entries: string[]; manifest: SchemaManifest }>();
 
 beforeAll(async () => {
@@ -43,7 +43,7 @@ beforeAll(async () => {
   s3 = await startTestS3();
   bucket = await s3.createBucket();
   tmpRoot = await mkdtemp(join(tmpdir(), 'waj-export-tmp-'));
-  result = await exportDatabase({ bucket, prefix: 'export/', schemas: [AWKWARD_SCHEMA, PLAIN_SCHEMA] }, { sql: exportSql, s3: s3.client, tmpRoot });
+  result = await exportThroughSteps({ bucket, prefix: 'export/', schemas: [AWKWARD_SCHEMA, PLAIN_SCHEMA] }, { sql: exportSql, s3: s3.client, tmpRoot });
 
   for (const schema of [AWKWARD_SCHEMA, PLAIN_SCHEMA]) {
     const { folder, entries } = await unpackTarball(await downloadObject(s3.client, bucket, `export/${schema}.tgz`));
@@ -66,9 +66,9 @@ function unpackedOf(schema: string) {
   return found;
 }
 
-describe('exportDatabase round trip', () => {
+describe('the export steps round trip', () => {
   it('exports every schema and reports what it wrote', () => {
-    expect(() => assertExportSucceeded(result)).not.toThrow();
+    expect(() => assertEveryStepSucceeded(result)).not.toThrow();
     expect(result.schemas.map(({ schema, status, key, tables }) => ({ schema, status, key, tables }))).toEqual([
       { schema: AWKWARD_SCHEMA, status: 'succeeded', key: `export/${AWKWARD_SCHEMA}.tgz`, tables: 6 },
       { schema: PLAIN_SCHEMA, status: 'succeeded', key: 'export/plain.tgz', tables: 1 },

@@ -4,7 +4,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createS3Client } from '../../lib/clients/s3';
 import { logger } from '../../lib/logger';
-import { uploadStreamToS3 } from '../../lib/export/upload-stream-to-s3';
+import { openMultipartUpload } from '../../lib/export/multipart-upload';
 import { startTestS3 } from '../support/s3';
 import type { TestS3 } from '../support/s3';
 import { downloadObject, objectExists } from '../fixtures/export/tarball';
@@ -24,13 +24,6 @@ afterAll(async () => {
   vi.restoreAllMocks();
   await s3?.close();
 });
-
-async function* chunksOf(data: Buffer, size: number, failAfter?: number): AsyncGenerator<Buffer> {
-  for (let offset = 0; offset < data.length; offset += size) {
-    if (failAfter !== undefined && offset >= failAfter) throw new Error('the source broke');
-    yield data.subarray(offset, offset + size);
-  }
-}
 
 /** A client of its own that watches (and can sabotage) UploadPart calls. */
 function watchedClient(failPart?: number): { client: S3Client; maxInFlight: () => number; parts: number[] } {
@@ -57,27 +50,29 @@ function watchedClient(failPart?: number): { client: S3Client; maxInFlight: () =
   return { client, maxInFlight: () => most, parts };
 }
 
-describe('uploadStreamToS3', () => {
-  it('uploads a small object as one short part', async () => {
-    const data = Buffer.from('a small tarball');
-    const summary = await uploadStreamToS3(s3.client, { bucket, key: 'small' }, chunksOf(data, 4));
-    expect(summary).toEqual({ bytes: data.length, parts: 1 });
-    expect(await downloadObject(s3.client, bucket, 'small')).toEqual(data);
-  });
+/** `data` cut into parts of `partBytes` (the last shorter), numbered from 1. */
+function partsOf(data: Buffer, partBytes: number): { number: number; body: Buffer }[] {
+  const parts = [];
+  for (let offset = 0; offset < data.length; offset += partBytes) parts.push({ number: parts.length + 1, body: data.subarray(offset, offset + partBytes) });
+  return parts;
+}
 
-  it('uploads an empty stream as an empty object', async () => {
-    const summary = await uploadStreamToS3(s3.client, { bucket, key: 'empty' }, chunksOf(Buffer.alloc(0), 1));
-    expect(summary).toEqual({ bytes: 0, parts: 1 });
-    expect((await downloadObject(s3.client, bucket, 'empty')).length).toBe(0);
-  });
-
-  it('splits a larger stream into parts in order, never more than two in flight', async () => {
+// The upload the export's tarball goes through (schema-tarball.ts): parts sent as they fill, the
+// part that carries a table's header sent last of its table, S3 joining them by number.
+describe('openMultipartUpload', () => {
+  it('joins parts by number whatever order they were sent in, never more than two in flight', async () => {
     const data = randomBytes(23 * MiB);
+    const parts = partsOf(data, 5 * MiB);
     const watched = watchedClient();
     try {
-      const summary = await uploadStreamToS3(watched.client, { bucket, key: 'large' }, chunksOf(data, 300_000), { partBytes: 5 * MiB });
+      const upload = await openMultipartUpload(watched.client, { bucket, key: 'large' });
+      let stored = 0;
+      // Part 1 held back to the end, as a table's first part waits for its header.
+      for (const part of [...parts.slice(1), parts[0]!]) await upload.sendPart(part.number, part.body, () => (stored += 1));
+      const summary = await upload.complete();
       expect(summary).toEqual({ bytes: data.length, parts: 5 });
-      expect(watched.parts.sort()).toEqual([1, 2, 3, 4, 5]);
+      expect(stored).toBe(5);
+      expect(watched.parts).toEqual([2, 3, 4, 5, 1]);
       expect(watched.maxInFlight()).toBe(2);
       expect((await downloadObject(s3.client, bucket, 'large')).equals(data)).toBe(true);
     } finally {
@@ -85,22 +80,33 @@ describe('uploadStreamToS3', () => {
     }
   });
 
-  it('aborts when the source fails part way, keeping the object that was there', async () => {
-    await s3.client.send(new PutObjectCommand({ Bucket: bucket, Key: 'kept', Body: 'previous' }));
-    const upload = uploadStreamToS3(s3.client, { bucket, key: 'kept' }, chunksOf(randomBytes(12 * MiB), MiB, 11 * MiB), {
-      partBytes: 5 * MiB,
-    });
-    await expect(upload).rejects.toThrow('the source broke');
-    expect((await downloadObject(s3.client, bucket, 'kept')).toString()).toBe('previous');
+  it('a short object is one short part', async () => {
+    const data = Buffer.from('a small tarball');
+    const upload = await openMultipartUpload(s3.client, { bucket, key: 'small' });
+    await upload.sendPart(1, data);
+    expect(await upload.complete()).toEqual({ bytes: data.length, parts: 1 });
+    expect(await downloadObject(s3.client, bucket, 'small')).toEqual(data);
   });
 
-  it('aborts when S3 rejects a part, and reports that error rather than the abort', async () => {
+  it('an abort keeps the object that was there', async () => {
+    await s3.client.send(new PutObjectCommand({ Bucket: bucket, Key: 'kept', Body: 'previous' }));
+    const upload = await openMultipartUpload(s3.client, { bucket, key: 'kept' });
+    await upload.sendPart(1, randomBytes(5 * MiB));
+    await upload.abort();
+    expect((await downloadObject(s3.client, bucket, 'kept')).toString()).toBe('previous');
+    await expect(upload.sendPart(2, randomBytes(10))).rejects.toThrow(/already ended/);
+  });
+
+  it('a part S3 rejects is thrown to the producer as that error, and after the abort no object appears', async () => {
     const watched = watchedClient(2);
     try {
-      const upload = uploadStreamToS3(watched.client, { bucket, key: 'rejected' }, chunksOf(randomBytes(16 * MiB), MiB), {
-        partBytes: 5 * MiB,
-      });
-      await expect(upload).rejects.toThrow('S3 rejected part 2');
+      const upload = await openMultipartUpload(watched.client, { bucket, key: 'rejected' });
+      const sending = (async () => {
+        for (const part of partsOf(randomBytes(16 * MiB), 5 * MiB)) await upload.sendPart(part.number, part.body);
+        return upload.complete();
+      })();
+      await expect(sending).rejects.toThrow('S3 rejected part 2');
+      await upload.abort();
       expect(await objectExists(s3.client, bucket, 'rejected')).toBe(false);
     } finally {
       watched.client.destroy();

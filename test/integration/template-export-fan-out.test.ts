@@ -52,7 +52,7 @@ describe('exportSchemaWorker in the packaged template', () => {
   it('gives it the memory, /tmp storage and timeout of one schema export', () => {
     const worker = requireFunction(template, 'exportSchemaWorker');
     expect(worker.properties.Timeout).toBe(900);
-    // Two vCPUs: tables of the schema read and compressed at once (README, "Sizing the schema worker").
+    // Two vCPUs: tables of the schema read and compressed at once (docs/operations.md, "Sizing the schema worker").
     expect(worker.properties.MemorySize).toBe(3538);
     expect(worker.properties.EphemeralStorage).toEqual({ Size: 10240 });
     // The run's lease while its steps run covers a step's longest life: queued, then a full timeout.

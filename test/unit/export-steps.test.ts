@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createStartSteps } from '../../lib/jobs/export-steps';
+import { createStartSteps, stepMetadata } from '../../lib/jobs/export-steps';
 import { markFailureRecordedOnRun } from '../../lib/jobs/failure-recorded-on-run';
 import { parseStepEvent } from '../../lib/jobs/run-step-worker';
 import { WorkerEventError } from '../../lib/jobs/worker-event';
@@ -73,5 +73,14 @@ describe('handing steps over in-process', () => {
     expect(most).toBe(2);
     // A step that ran and failed was handed over; one that never took the step was not.
     expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'rejected']);
+  });
+});
+
+describe("a step's object metadata", () => {
+  it('names the run and the schema, leaving out a schema name that HTTP headers cannot carry', () => {
+    expect(stepMetadata('r1', 'crm_v2')).toEqual({ 'run-id': 'r1', schema: 'crm_v2' });
+    expect(stepMetadata('r1', 'Awkward "Schema"')).toEqual({ 'run-id': 'r1', schema: 'Awkward "Schema"' });
+    expect(stepMetadata('r1', 'Awkward "Schema" Ünïcode Ω')).toEqual({ 'run-id': 'r1' });
+    expect(stepMetadata('r1', 'line\nbreak')).toEqual({ 'run-id': 'r1' });
   });
 });
