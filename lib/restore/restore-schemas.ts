@@ -232,7 +232,16 @@ async function runDefinition(held: HeldConnection, what: string, statements: str
     // A write to a connection the server has ended crashes postgres.js (clients/transaction.ts).
     if (held.isClosed()) throw new RestoreRefusedError(`${what}: the connection to the target was lost`);
     try {
-      await held.connection.unsafe(statement);
+      // Foreign keys built at once lock both their tables: two that refer to each other can deadlock
+      // (40P01, one of them rolled back): that statement is tried again.
+      for (let attempt = 1; ; attempt += 1) {
+        try {
+          await held.connection.unsafe(statement);
+          break;
+        } catch (error) {
+          if ((error as { code?: string }).code !== '40P01' || attempt >= 5 || held.isClosed()) throw error;
+        }
+      }
     } catch (error) {
       const shown = statement.length > 160 ? `${statement.slice(0, 160)}...` : statement;
       throw new RestoreRefusedError(`${what}: the target refused ${JSON.stringify(shown)}: ${describeFailure(error)}`);

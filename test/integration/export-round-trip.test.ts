@@ -76,7 +76,7 @@ describe('the export steps round trip', () => {
     expect(result.schemas[1]).toMatchObject({ rows: 2000 });
   });
 
-  it('holds one CSV per base table and the manifest, under the schema folder only; no view', () => {
+  it('holds the definition, one CSV per base table and the manifest, under the schema folder only; no view', () => {
     const { entries, manifest } = unpackedOf(AWKWARD_SCHEMA);
     expect(manifest.tables.map((table) => table.table)).toEqual(
       ['Odd "Table" Name', 'Tåble ünïcode', 'dotted.table', 'empty_table', 'slash/and\\back', 'typed_values'],
@@ -86,8 +86,10 @@ describe('the export steps round trip', () => {
         `${AWKWARD_SCHEMA}/Odd "Table" Name.csv`,
         `${AWKWARD_SCHEMA}/Tåble ünïcode.csv`,
         `${AWKWARD_SCHEMA}/dotted.table.csv`,
+        `${AWKWARD_SCHEMA}/definition.json`,
         `${AWKWARD_SCHEMA}/empty_table.csv`,
         `${AWKWARD_SCHEMA}/manifest.json`,
+        `${AWKWARD_SCHEMA}/schema.sql`,
         `${AWKWARD_SCHEMA}/slash%2Fand%5Cback.csv`,
         `${AWKWARD_SCHEMA}/typed_values.csv`,
       ].sort(),

@@ -119,7 +119,7 @@ describe('npm run restore', () => {
     const outcome = await restore([firstExport, '--into', targetA.url]);
     expect(outcome.stderr).toBe('');
     expect(outcome.code).toBe(0);
-    expect(outcome.stdout).toMatch(/restored Water Rights: 6 tables, 11 rows/);
+    expect(outcome.stdout).toMatch(/restored Water Rights: 11 tables, 16 rows/);
     expect(outcome.stdout).toMatch(/restored crm: 2 tables, 7 rows/);
     expect(outcome.stdout).toMatch(/loaded crm\.customers: 3 rows/);
 
