@@ -15,7 +15,7 @@ import { RestoreCannotRunError, RestoreRefusedError } from '../lib/restore/resto
 import { restoreSchemas } from '../lib/restore/restore-schemas';
 import type { RestoreEvent } from '../lib/restore/restore-schemas';
 import { parseRestoreArguments } from '../lib/restore/restore-arguments';
-import { formatBytes, formatCount, formatSeconds } from '../lib/restore/format-amounts';
+import { formatBytes, formatCount, formatSeconds } from './format-amounts';
 
 async function main(argv: string[]): Promise<number> {
   const parsed = parseRestoreArguments(argv);
@@ -114,7 +114,10 @@ class ProgressLines {
         this.line(`${PHASES[event.phase]}${event.units ? ` (${event.units} tables)` : ''}...`);
         break;
       case 'replace-retry':
-        this.line(event.attempt > 0 ? `  readers hold the old tables; trying again (attempt ${event.attempt + 1}): ${event.message}` : `  ${event.message}`);
+        this.line(`  readers hold the old tables; trying again (attempt ${event.attempt + 1}): ${event.message}`);
+        break;
+      case 'warning':
+        this.line(`  note: ${event.message}`);
         break;
     }
   }

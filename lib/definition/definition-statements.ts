@@ -221,14 +221,15 @@ export function sequenceStatements(definitions: SchemaDefinition[], names: Schem
 }
 
 /** The COPY that loads a table's CSV into the table being built. A partitioned parent has no CSV of its own to load: its rows are its partitions'. */
-export function copyInStatement(definition: SchemaDefinition, table: TableDefinition, names: SchemaNames): string {
+export function copyInStatement(definition: SchemaDefinition, table: TableDefinition, names: SchemaNames, { freeze = false }: { freeze?: boolean } = {}): string {
   const name = qualified(definition.schema, table.name, names);
   if (table.partitionKey !== null) {
     throw new Error(`Table ${quoteIdentifier(table.name)} of ${quoteIdentifier(definition.schema)} is partitioned: its rows are loaded into its partitions`);
   }
   // A table without a column to load (none, or generated ones only) still has its rows counted by the CSV's lines.
   const columns = table.csvColumns.length > 0 ? ` (${table.csvColumns.map(quoteIdentifier).join(', ')})` : '';
-  return `COPY ${name}${columns} FROM STDIN (FORMAT csv, HEADER)`;
+  // FREEZE: only for a table created or truncated in the COPY's own transaction (the restore's).
+  return `COPY ${name}${columns} FROM STDIN (FORMAT csv, HEADER${freeze ? ', FREEZE' : ''})`;
 }
 
 /** The CSV's columns, in its order, with their types as format_type printed them. */

@@ -76,7 +76,6 @@ class TarballLoad {
   readers = 0;
   /** A reader has reached the end: nothing is left unclaimed for a new reader to take. */
   readToEnd = false;
-  finished: Promise<void>[] = [];
 
   constructor(readonly tarball: TarballDefinition) {
     const { schema, tables } = tarball.definition;
@@ -172,7 +171,7 @@ export async function loadTarballs(
       const staging = `${quoteIdentifier(names.get(schema) ?? schema)}.${quoteIdentifier(table.name)}`;
       await connection.unsafe('BEGIN');
       await connection.unsafe(`TRUNCATE ONLY ${staging}`);
-      copy = reader.copy = await openCopyIn(connection, copyInStatement(load.tarball.definition, table, names).replace(/\)\s*$/, ', FREEZE)'));
+      copy = reader.copy = await openCopyIn(connection, copyInStatement(load.tarball.definition, table, names, { freeze: true }));
     })().catch(fail);
     opening.catch(() => markIdle());
     return {

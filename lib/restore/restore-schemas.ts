@@ -42,7 +42,8 @@ export type RestoreEvent =
   | { kind: 'table-loaded'; table: LoadedTable }
   | { kind: 'bytes'; bytes: number }
   | { kind: 'phase'; phase: 'indexes and constraints' | 'foreign keys' | 'sequences' | 'analyze' | 'replacing'; units?: number }
-  | { kind: 'replace-retry'; attempt: number; message: string };
+  | { kind: 'replace-retry'; attempt: number; message: string }
+  | { kind: 'warning'; message: string };
 
 export interface RestoredSchema {
   schema: string;
@@ -153,7 +154,7 @@ export async function restoreSchemas(request: RestoreRequest): Promise<RestoreRe
     for (const { retired } of replacements) {
       // Replaced already: a schema that cannot be dropped now is a leftover the next restore removes.
       await control.unsafe(`DROP SCHEMA IF EXISTS ${quoteIdentifier(retired)} CASCADE`).catch((error: unknown) =>
-        emit({ kind: 'replace-retry', attempt: 0, message: `The old schema ${retired} could not be dropped (${describeFailure(error)}); the next restore removes it` }),
+        emit({ kind: 'warning', message: `The old schema ${retired} could not be dropped (${describeFailure(error)}); the next restore removes it` }),
       );
     }
     return {

@@ -30,7 +30,8 @@ import { createExportVerifierFunction } from '../../lib/verification/export-veri
 import type { VerifierResponse } from '../../lib/verification/export-verifier-function';
 import { forwardUploadsToVerifier } from './forward-uploads-to-verifier';
 import { divertJsonLines, logsToTerminal, openLocalLogFile } from './local-log-file';
-import { formatBytes, watchExportRun } from './watch-export-run';
+import { formatBytes } from '../format-amounts';
+import { watchExportRun } from './watch-export-run';
 import { localStateDir, onShutdown, shutdown, shutdownOnSignals, spawnServerless, startLocalDatabase, startLocalS3 } from './local-services';
 
 const bucket = process.env.EXPORT_BUCKET ?? 'water-abstraction-jobs-local-export';

@@ -1,4 +1,5 @@
 import type { Sql } from 'postgres';
+import { formatBytes } from '../format-amounts';
 
 interface StepRow {
   name: string;
@@ -9,18 +10,6 @@ interface StepRow {
 }
 
 const ENDED = new Set(['succeeded', 'failed', 'timed_out']);
-
-export function formatBytes(bytes: number): string {
-  if (bytes < 1000) return `${bytes} B`;
-  const units = ['kB', 'MB', 'GB', 'TB'];
-  let value = bytes / 1000;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit += 1;
-  }
-  return `${value.toFixed(1)} ${units[unit]}`;
-}
 
 /** One line for a step that ended: what it wrote and how long it took, or why it failed. */
 export function stepLine(step: StepRow): string {
