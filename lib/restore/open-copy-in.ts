@@ -63,8 +63,13 @@ export async function openCopyIn(sql: ISql, statement: string): Promise<CopyIn> 
       return new Promise<void>((resolve, reject) => {
         const drained = (): void => resolve();
         writable.once('drain', drained);
+        // A Writable that is ending emits no 'drain' (Node's afterWrite): a write the tar reader
+        // made just before the entry's end() waits for the COPY's outcome instead.
         outcome.then(
-          () => writable.off('drain', drained),
+          () => {
+            writable.off('drain', drained);
+            resolve();
+          },
           (error: unknown) => {
             writable.off('drain', drained);
             reject(error as Error);

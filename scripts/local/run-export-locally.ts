@@ -164,7 +164,8 @@ async function main(): Promise<number> {
   console.log(`\nDone in ${((Date.now() - startedAt) / 1000).toFixed(0)} s. The logs: ${toTerminal ? 'above (LOG_FORMAT=json)' : log.path}`);
   console.log('Next:');
   console.log(`  npm run verify-export -- ${sample}     check a tarball yourself`);
-  console.log(`  tar -xzf ${sample}     unpack one (a CSV per table and manifest.json)`);
+  console.log(`  tar -xzf ${sample}     unpack one (definition.json, schema.sql, a CSV per table, manifest.json)`);
+  console.log(`  npm run restore -- ${outDir} --into postgres://...     load them into a database (docs/restore.md)`);
   console.log('  npm run local     the whole stack, to call the API and open the dashboard');
   const failed = [...checked.values()].some((v) => v.status !== 'verified');
   return failed ? 1 : 0;

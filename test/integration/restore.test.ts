@@ -288,6 +288,19 @@ describe('npm run restore', () => {
     expect(await target.sql`SELECT email = 'a@example.COM' AS same FROM people.contacts`).toEqual([{ same: true }]);
   });
 
+  it('tables of more than a write buffer each, whose CSVs end and start within one inflated chunk: all loaded (a write waiting for drain when its entry ends)', async () => {
+    const db = await createMigratedTestDatabase('waj_restore_wide');
+    databases.push(db);
+    await db.sql.unsafe(`CREATE SCHEMA wide; ${['a', 'b', 'c'].map((t) => `CREATE TABLE wide.${t} AS SELECT g AS id, repeat(md5(g::text), 3) AS v FROM generate_series(1, 600) g;`).join(' ')}`);
+    const folder = join(work, 'wide');
+    await exportThroughJob(db, s3.client, bucket, ['wide'], folder);
+    const target = await emptyTarget();
+    const outcome = await restore([folder, '--into', target.url]);
+    expect(outcome.stderr).toBe('');
+    expect(outcome.code).toBe(0);
+    expect(await rowsOf(target.sql, ['wide'])).toEqual(await rowsOf(db.sql, ['wide']));
+  });
+
   it("the target's backend terminated during a COPY: exit 1 with the cause; nothing replaced, nothing left behind", async () => {
     const db = await createMigratedTestDatabase('waj_restore_bulk');
     databases.push(db);
