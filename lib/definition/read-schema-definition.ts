@@ -12,6 +12,11 @@ import type {
   TypeDefinition,
 } from './schema-definition';
 
+/** The export's role may not read where a sequence of the schema stands (SELECT on it). */
+export class UnreadableSequencesError extends Error {
+  override readonly name = 'UnreadableSequencesError';
+}
+
 /** The schema holds something a definition cannot carry yet; exporting it as if whole would lose it. */
 export class UnsupportedDefinitionError extends Error {
   override readonly name = 'UnsupportedDefinitionError';
@@ -40,16 +45,15 @@ export async function readSchemaDefinition(sql: ISql, schema: string, searchPath
     const [row] = await sql<{ before: string }[]>`SELECT current_setting(${name}) AS before, set_config(${name}, ${value}, true)`;
     previous.push([name, row!.before]);
   }
-  try {
-    await refuseWhatCannotBeCarried(sql, schema);
-    const types = await readTypes(sql, schema);
-    const sequences = await readSequences(sql, schema);
-    const tables = await readTables(sql, schema);
-    const extensions = await readExtensionUses(sql, schema);
-    return { format: DEFINITION_FORMAT, schema, serverVersionNum: Number(version), searchPath: [...searchPath], extensions, types, sequences, tables };
-  } finally {
-    for (const [name, value] of previous) await sql`SELECT set_config(${name}, ${value}, true)`;
-  }
+  await refuseWhatCannotBeCarried(sql, schema);
+  const types = await readTypes(sql, schema);
+  const sequences = await readSequences(sql, schema);
+  const tables = await readTables(sql, schema);
+  const extensions = await readExtensionUses(sql, schema);
+  // Only on success: after a failure the transaction is aborted (a statement there would replace
+  // the cause with 25P02), and its rollback undoes the local settings anyway.
+  for (const [name, value] of previous) await sql`SELECT set_config(${name}, ${value}, true)`;
+  return { format: DEFINITION_FORMAT, schema, serverVersionNum: Number(version), searchPath: [...searchPath], extensions, types, sequences, tables };
 }
 
 /** Types, relations and inheritance the contract has no place for: better a clear refusal than a restore that silently lacks them. */
@@ -170,14 +174,16 @@ function inDependencyOrder(rows: TypeRow[]): TypeRow[] {
  * a restore may skip). That is what a restore needs: no restored row's key is handed out again.
  */
 async function readSequences(sql: ISql, schema: string): Promise<SequenceDefinition[]> {
-  const rows = await sql<(Omit<SequenceDefinition, 'lastValue' | 'isCalled'> & { ownerSchema: string | null })[]>`
+  const rows = await sql<(Omit<SequenceDefinition, 'lastValue' | 'isCalled'> & { ownerSchema: string | null; readable: boolean; role: string })[]>`
     SELECT c.relname AS name,
            format_type(s.seqtypid, NULL) AS "dataType",
            s.seqstart::text AS start, s.seqincrement::text AS increment, s.seqmin::text AS min, s.seqmax::text AS max,
            s.seqcache::text AS cache, s.seqcycle AS cycle,
            owner.schema AS "ownerSchema",
            CASE WHEN owner.table IS NOT NULL THEN json_build_object('table', owner.table, 'column', owner.column) END AS "ownedBy",
-           COALESCE(owner.deptype = 'i', false) AS identity
+           COALESCE(owner.deptype = 'i', false) AS identity,
+           has_sequence_privilege(c.oid, 'SELECT') AS readable,
+           current_user AS role
     FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
     JOIN pg_sequence s ON s.seqrelid = c.oid
@@ -192,8 +198,16 @@ async function readSequences(sql: ISql, schema: string): Promise<SequenceDefinit
     WHERE n.nspname = ${schema} AND c.relkind = 'S'
     ORDER BY c.relname COLLATE "C"
   `;
+  const unreadable = rows.filter((row) => !row.readable).map((row) => `${quoteIdentifier(schema)}.${quoteIdentifier(row.name)}`);
+  if (unreadable.length > 0) {
+    throw new UnreadableSequencesError(
+      `The export's database role ${quoteIdentifier(rows[0]!.role)} cannot read ${unreadable.length === 1 ? 'sequence' : 'sequences'} ${unreadable.join(', ')}: ` +
+        `grant it SELECT on ${unreadable.length === 1 ? 'it' : 'them'} (the definition carries where each sequence stands, so that a restore goes on from there), ` +
+        'or the schema cannot be exported whole',
+    );
+  }
   const sequences: SequenceDefinition[] = [];
-  for (const { ownerSchema, ...row } of rows) {
+  for (const { ownerSchema, readable: _readable, role: _role, ...row } of rows) {
     // Spliced, quoted: a relation cannot be a bound parameter.
     const [position] = await sql.unsafe<{ lastValue: string; isCalled: boolean }[]>(
       `SELECT last_value::text AS "lastValue", is_called AS "isCalled" FROM ${quoteIdentifier(schema)}.${quoteIdentifier(row.name)}`,

@@ -54,7 +54,7 @@ async function createFunctionsRole(env: SampleEnvironment): Promise<string> {
   const schemas = ['jobs', ...DEFAULT_EXPORT_SCHEMAS].map(quote).join(', ');
   await sql.unsafe(`GRANT USAGE ON SCHEMA ${schemas}, ${quote(HOSTILE_SCHEMA)} TO ${quote(name)}`);
   await sql.unsafe(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${schemas} TO ${quote(name)}`);
-  await sql.unsafe(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA ${schemas} TO ${quote(name)}`);
+  await sql.unsafe(`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA ${schemas} TO ${quote(name)}`);
   // A privilege, so information_schema lists the table, but not the one COPY needs.
   await sql.unsafe(`GRANT INSERT ON ${quote(HOSTILE_SCHEMA)}.${quote(HOSTILE_TABLE)} TO ${quote(name)}`);
   return name;

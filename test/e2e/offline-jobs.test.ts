@@ -39,7 +39,7 @@ beforeAll(async () => {
   ({ db, s3, bucket } = environment);
   await db.sql.unsafe(`CREATE ROLE ${role} LOGIN`);
   for (const schema of [...DEFAULT_EXPORT_SCHEMAS, 'jobs']) {
-    await db.sql.unsafe(`GRANT USAGE ON SCHEMA ${schema} TO ${role}; GRANT ALL ON ALL TABLES IN SCHEMA ${schema} TO ${role}`);
+    await db.sql.unsafe(`GRANT USAGE ON SCHEMA ${schema} TO ${role}; GRANT ALL ON ALL TABLES IN SCHEMA ${schema} TO ${role}; GRANT SELECT ON ALL SEQUENCES IN SCHEMA ${schema} TO ${role}`);
   }
   await db.sql.unsafe(`REVOKE SELECT ON permit.licence FROM ${role}`);
   const url = new URL(db.url);
@@ -144,7 +144,7 @@ describe('serverless offline, end to end', () => {
     expect(response.status, offline.output()).toBe(204);
     const run = await waitForRun(response.headers.get('location')!);
     expect(run.status, offline.output()).toBe('failed');
-    expect(run.steps.map((step) => [step.name, step.status])).toEqual([
+    expect(run.steps.map((step) => [step.name, step.status]), JSON.stringify(run.steps.map((step) => step.error))).toEqual([
       ['crm_v2', 'succeeded'],
       ['idm', 'succeeded'],
       ['permit', 'failed'],

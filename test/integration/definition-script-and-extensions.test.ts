@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -149,5 +150,35 @@ describe('extension uses', () => {
 
   it('finds nothing missing when nothing is used', async () => {
     expect(await findMissingExtensions(source.sql, [{ ...definition, extensions: [] }])).toEqual([]);
+  });
+});
+
+describe('a role that cannot read a sequence', () => {
+  it('is refused naming the sequence and the grant, with the cause kept (not the aborted transaction)', async () => {
+    const db = await database('waj_def_seq_grant');
+    const role = `waj_def_${randomBytes(4).toString('hex')}`;
+    await db.sql.unsafe(`
+      CREATE SCHEMA ledger;
+      CREATE TABLE ledger.entries (id serial PRIMARY KEY, note text);
+      CREATE SEQUENCE ledger."Other seq";
+      CREATE ROLE ${role} LOGIN;
+      GRANT USAGE ON SCHEMA ledger TO ${role};
+      GRANT SELECT ON ALL TABLES IN SCHEMA ledger TO ${role};
+      GRANT SELECT ON SEQUENCE ledger.entries_id_seq TO ${role};`);
+    const url = new URL(db.url);
+    url.username = role;
+    const asRole = postgres(url.toString(), { max: 1, onnotice: () => {} });
+    try {
+      const reading = asRole.begin('ISOLATION LEVEL REPEATABLE READ', (tx) => readSchemaDefinition(tx, 'ledger', ['ledger']));
+      await expect(reading).rejects.toThrow(
+        new RegExp(`^The export's database role "${role}" cannot read sequence "ledger"\\."Other seq": grant it SELECT on it`),
+      );
+      await db.sql.unsafe(`GRANT SELECT ON SEQUENCE ledger."Other seq" TO ${role}`);
+      const definition = (await asRole.begin('ISOLATION LEVEL REPEATABLE READ', (tx) => readSchemaDefinition(tx, 'ledger', ['ledger']))) as SchemaDefinition;
+      expect(definition.sequences.map((s) => s.name)).toEqual(['Other seq', 'entries_id_seq']);
+    } finally {
+      await asRole.end();
+      await db.sql.unsafe(`DROP OWNED BY ${role}; DROP ROLE ${role}`);
+    }
   });
 });

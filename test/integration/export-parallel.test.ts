@@ -129,7 +129,13 @@ describe('the .tgz, with tables in parallel', () => {
       const manifest = JSON.parse(files.get(`${READERS}/manifest.json`)!.toString('utf8')) as SchemaManifest;
       expect(manifest.tables.map((t) => t.table)).toEqual(['big_hex', 'ck_small', 'empty_table', 'medium_hex', 'z_last', LONG_TABLE]);
       expect(Buffer.byteLength(manifest.tables.at(-1)!.file)).toBeGreaterThan(100);
-      expect([...files.keys()]).toEqual([...manifest.tables.map((t) => t.file), `${READERS}/manifest.json`]);
+      // The definition first (a restore builds the tables before their rows pass), the manifest last.
+      expect(manifest.definitionFiles?.map((f) => f.file)).toEqual([`${READERS}/definition.json`, `${READERS}/schema.sql`]);
+      expect([...files.keys()]).toEqual([`${READERS}/definition.json`, `${READERS}/schema.sql`, ...manifest.tables.map((t) => t.file), `${READERS}/manifest.json`]);
+      for (const entry of manifest.definitionFiles ?? []) {
+        const content = files.get(entry.file)!;
+        expect({ bytes: content.length, sha256: sha256(content) }, entry.file).toEqual({ bytes: entry.bytes, sha256: entry.sha256 });
+      }
       for (const table of manifest.tables) {
         const csv = files.get(table.file)!;
         expect({ bytes: csv.length, sha256: sha256(csv) }, table.file).toEqual({ bytes: table.bytes, sha256: table.sha256 });
@@ -154,7 +160,7 @@ describe('the .tgz, with tables in parallel', () => {
       ]);
       const python = JSON.parse(stdout) as Record<string, [number, string]>;
       for (const table of manifest.tables) expect(python[table.file], `python: ${table.file}`).toEqual([table.bytes, table.sha256]);
-      expect(Object.keys(python)).toHaveLength(manifest.tables.length + 1);
+      expect(Object.keys(python)).toHaveLength(manifest.tables.length + 3);
     } finally {
       await rm(folder, { recursive: true, force: true });
     }
