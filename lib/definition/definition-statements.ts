@@ -145,7 +145,8 @@ const isNotValid = (definition: string) => definition.endsWith(' NOT VALID');
  * statements start with its search path. Phase 1: per table its primary key, unique, check and
  * exclusion constraints, then its indexes; and per domain its NOT VALID checks. Phase 2 (after
  * every unit of phase 1 has ended): per table its foreign keys, pointed at the referenced schema's
- * built name. A partitioned family is one unit, named for its root: a parent's constraints and
+ * built name (only those to the schemas `foreignKeysTo` accepts: a restore job's step builds the
+ * keys to its own schema, and the run's last step those across its schemas). A partitioned family is one unit, named for its root: a parent's constraints and
  * indexes are built on its partitions too, under locks on them, so a partition's own work waits
  * for its parent's, in the same unit, after it: built before, a partition's index would be taken
  * over by its parent's identical one (CREATE INDEX on a partitioned table attaches a matching
@@ -153,7 +154,12 @@ const isNotValid = (definition: string) => definition.endsWith(' NOT VALID');
  * inherited: on PG15 a parent's check that merges with a partition's leaves it inherited only
  * (conislocal false), so the reader leaves it out and the parent's rebuilds it.
  */
-export function postDataWork(definitions: SchemaDefinition[], names: SchemaNames, phase: 1 | 2): PostDataUnit[] {
+export function postDataWork(
+  definitions: SchemaDefinition[],
+  names: SchemaNames,
+  phase: 1 | 2,
+  { foreignKeysTo = () => true }: { foreignKeysTo?: (schema: string) => boolean } = {},
+): PostDataUnit[] {
   const units: PostDataUnit[] = [];
   for (const definition of definitions) {
     const path = searchPathStatement(definition, names);
@@ -170,7 +176,7 @@ export function postDataWork(definitions: SchemaDefinition[], names: SchemaNames
       const statements = family.flatMap((table) =>
         phase === 1
           ? [...constraintStatements(definition.schema, table, names), ...indexStatements(definition.schema, table, names)]
-          : foreignKeyStatements(definition.schema, table, names),
+          : foreignKeyStatements(definition.schema, table, names, foreignKeysTo),
       );
       if (statements.length > 0) units.push({ schema: definition.schema, table: family[0]!.name, kind: 'table', statements: [path, ...statements] });
     }
@@ -201,8 +207,8 @@ function indexStatements(schema: string, table: TableDefinition, names: SchemaNa
   );
 }
 
-function foreignKeyStatements(schema: string, table: TableDefinition, names: SchemaNames): string[] {
-  return table.foreignKeys.map((key) => {
+function foreignKeyStatements(schema: string, table: TableDefinition, names: SchemaNames, to: (schema: string) => boolean): string[] {
+  return table.foreignKeys.filter((key) => to(key.references.schema)).map((key) => {
     const columns = key.columns.map(quoteIdentifier).join(', ');
     const referenced = `${qualified(key.references.schema, key.references.table, names)} (${key.references.columns.map(quoteIdentifier).join(', ')})`;
     const rest = [key.options, key.notValid ? 'NOT VALID' : ''].filter((part) => part !== '').join(' ');

@@ -1,6 +1,7 @@
 // ISql: a plain client, a reserved connection or a transaction.
 import type { ISql, Sql } from 'postgres';
 import { inTransaction } from '../clients/transaction';
+import { quoteLiteral } from '../definition/definition-statements';
 import { quoteIdentifier } from '../export/quote-identifier';
 
 /** A schema built out of sight, and the name it replaces (which may not exist yet). */
@@ -16,6 +17,8 @@ export interface ReplaceOptions {
   lockTimeoutMs?: number;
   attempts?: number;
   onRetry?: (attempt: number, error: Error) => void;
+  /** Set on each new schema in the same transaction (COMMENT ON SCHEMA): where it came from. */
+  comment?: (replacement: SchemaReplacement) => string;
 }
 
 const LOCK_NOT_AVAILABLE = '55P03';
@@ -58,6 +61,7 @@ export async function replaceSchemas(sql: Sql, replacements: SchemaReplacement[]
           const [exists] = await tx`SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = ${name}`;
           if (exists) await tx.unsafe(`ALTER SCHEMA ${quoteIdentifier(name)} RENAME TO ${quoteIdentifier(retired)}`);
           await tx.unsafe(`ALTER SCHEMA ${quoteIdentifier(staging)} RENAME TO ${quoteIdentifier(name)}`);
+          if (options.comment) await tx.unsafe(`COMMENT ON SCHEMA ${quoteIdentifier(name)} IS ${quoteLiteral(options.comment({ live: name, staging, retired }))}`);
         }
       });
       return { attempts: attempt };

@@ -1,24 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import type { ReservedSql, Sql } from 'postgres';
 import { connectDatabase } from '../clients/database';
-import { holdConnection, inTransaction, rollBackAndRelease } from '../clients/transaction';
+import { holdConnection } from '../clients/transaction';
 import type { HeldConnection } from '../clients/transaction';
-import { postDataWork, preDataStatements, sequenceStatements } from '../definition/definition-statements';
-import { findMissingExtensions } from '../definition/find-missing-extensions';
-import type { SchemaNames } from '../definition/schema-definition';
 import { quoteIdentifier } from '../export/quote-identifier';
-import { compareWithManifest } from '../verification/compare-with-manifest';
-import type { SchemaManifest } from '../export/export-schema';
-import { assertReachable, refuseOutsideDependents, refuseSourceDatabase } from './check-target';
+import { assertReachable, refuseSourceDatabase } from './check-target';
 import type { RestoreSource } from './list-restore-sources';
-import { loadTarballs } from './load-tarballs';
-import type { LoadedTable, LoadedTarball } from './load-tarballs';
+import { putSchemasInPlace } from './put-schemas-in-place';
 import { readTarballDefinition } from './read-tarball-definition';
 import type { TarballDefinition } from './read-tarball-definition';
-import { replaceSchemas } from './replace-schemas';
 import type { SchemaReplacement } from './replace-schemas';
 import { describeFailure, RestoreCannotRunError, RestoreRefusedError } from './restore-errors';
+import { dropSchemas, findLeftovers, RETIRED_PREFIX, STAGING_PREFIX } from './run-statements';
+import { createStagingSchemas, loadStagedSchemas, refuseWhatTheTargetCannotTake, stagingNames } from './stage-schemas';
+import type { StagedSchema, StagingEvent } from './stage-schemas';
 
 export interface RestoreRequest {
   sources: RestoreSource[];
@@ -39,20 +34,12 @@ export interface RestoreRequest {
 export type RestoreEvent =
   | { kind: 'definitions'; schemas: { schema: string; tables: number; source: string }[] }
   | { kind: 'leftovers-removed'; schemas: string[] }
-  | { kind: 'table-loaded'; table: LoadedTable }
-  | { kind: 'bytes'; bytes: number }
-  | { kind: 'phase'; phase: 'indexes and constraints' | 'foreign keys' | 'sequences' | 'analyze' | 'replacing'; units?: number }
+  | StagingEvent
+  | { kind: 'phase'; phase: 'replacing'; units?: undefined }
   | { kind: 'replace-retry'; attempt: number; message: string }
   | { kind: 'warning'; message: string };
 
-export interface RestoredSchema {
-  schema: string;
-  source: string;
-  runId?: string;
-  asOf?: string;
-  tables: number;
-  rows: number;
-  bytes: number;
+export interface RestoredSchema extends StagedSchema {
   /** The target held this schema before (yesterday's restore), now replaced. */
   replacedExisting: boolean;
 }
@@ -63,9 +50,7 @@ export interface RestoreResult {
 }
 
 /** Session-level advisory lock key: one restore at a time into a database (hashtext of the project's name). */
-const RESTORE_LOCK = "hashtext('water-abstraction-jobs restore')";
-const STAGING_PREFIX = 'waj_restore_';
-const RETIRED_PREFIX = 'waj_retired_';
+export const RESTORE_LOCK = "hashtext('water-abstraction-jobs restore')";
 
 /**
  * Restores export tarballs into `targetUrl`: reads each tarball's definition, builds every schema
@@ -91,7 +76,6 @@ export async function restoreSchemas(request: RestoreRequest): Promise<RestoreRe
   let held: HeldConnection | undefined;
   const id = randomBytes(3).toString('hex');
   const replacements: SchemaReplacement[] = tarballs.map((t, n) => ({ live: t.definition.schema, staging: `${STAGING_PREFIX}${id}_${n}`, retired: `${RETIRED_PREFIX}${id}_${n}` }));
-  const names: SchemaNames = new Map(replacements.map((r) => [r.live, r.staging]));
   let staged = false;
   try {
     await assertReachable(sql, describeTarget(request.targetUrl));
@@ -101,70 +85,37 @@ export async function restoreSchemas(request: RestoreRequest): Promise<RestoreRe
     const [{ locked } = { locked: false }] = await control.unsafe<{ locked: boolean }[]>(`SELECT pg_try_advisory_lock(${RESTORE_LOCK}) AS locked`);
     if (!locked) throw new RestoreCannotRunError('Another restore into this database is running: wait for it to end');
 
-    const leftovers = await removeLeftovers(control);
+    const leftovers = await findLeftovers(control);
+    for (const name of leftovers) await control.unsafe(`DROP SCHEMA ${quoteIdentifier(name)} CASCADE`);
     if (leftovers.length > 0) emit({ kind: 'leftovers-removed', schemas: leftovers });
     const definitions = tarballs.map((t) => t.definition);
-    const missing = await findMissingExtensions(control, definitions);
-    if (missing.length > 0) {
-      throw new RestoreRefusedError(
-        missing
-          .map((m) => `The target lacks the extension ${m.extension} (in schema ${quoteIdentifier(m.schema)}), which ${m.usedBy.slice(0, 3).join(', ')} need${m.usedBy.length === 1 ? 's' : ''}: CREATE EXTENSION ${m.extension} SCHEMA ${quoteIdentifier(m.schema)}`)
-          .join('; '),
-      );
-    }
-    await refuseOutsideDependents(control, replacements.map((r) => r.live));
+    await refuseWhatTheTargetCannotTake(held, definitions);
     request.signal?.throwIfAborted();
 
     staged = true;
-    await runDefinition(held, 'Creating the tables', [
-      ...replacements.map((r) => `CREATE SCHEMA ${quoteIdentifier(r.staging)}`),
-      ...preDataStatements(definitions, names),
-    ]);
-
-    const loaded = await loadTarballs(sql, tarballs, names, parallelism, {
-      onTableLoaded: (table) => emit({ kind: 'table-loaded', table }),
-      onBytes: (bytes) => emit({ kind: 'bytes', bytes }),
-    }, request.signal);
-    const restored = checkAgainstManifests(loaded);
-
-    const bytesOf = new Map(loaded.flatMap((l) => l.loaded.map((t) => [`${t.schema}\u0000${t.table}`, t.bytes] as const)));
-    for (const phase of [1, 2] as const) {
-      // Largest tables first, so the last to finish is not the biggest.
-      const work = postDataWork(definitions, names, phase).sort((a, b) => (bytesOf.get(`${b.schema}\u0000${b.table}`) ?? 0) - (bytesOf.get(`${a.schema}\u0000${a.table}`) ?? 0));
-      emit({ kind: 'phase', phase: phase === 1 ? 'indexes and constraints' : 'foreign keys', units: work.length });
-      await inParallel(sql, parallelism, work, async (connection, unit) => {
-        await connection.connection.unsafe(`SET maintenance_work_mem = '${request.maintenanceWorkMem ?? '256MB'}'`);
-        await runDefinition(connection, `Building ${quoteIdentifier(unit.schema)}.${quoteIdentifier(unit.table)}`, unit.statements);
-      }, request.signal);
-    }
-    emit({ kind: 'phase', phase: 'sequences' });
-    await runDefinition(held, 'Setting the sequences', sequenceStatements(definitions, names));
-    emit({ kind: 'phase', phase: 'analyze' });
-    const tables = definitions.flatMap((d) => d.tables.map((t) => `${quoteIdentifier(names.get(d.schema)!)}.${quoteIdentifier(t.name)}`));
-    await inParallel(sql, parallelism, tables, async (connection, table) => {
-      await runDefinition(connection, 'Running ANALYZE', [`ANALYZE ${table}`]);
-    }, request.signal);
+    await createStagingSchemas(held, definitions, replacements);
+    const restored = await loadStagedSchemas(sql, tarballs, stagingNames(replacements), {
+      parallelism,
+      maintenanceWorkMem: request.maintenanceWorkMem,
+      onEvent: emit,
+      signal: request.signal,
+    });
 
     request.signal?.throwIfAborted();
     emit({ kind: 'phase', phase: 'replacing' });
-    const existing = new Set((await control<{ name: string }[]>`SELECT nspname AS name FROM pg_catalog.pg_namespace WHERE nspname = ANY(${replacements.map((r) => r.live)}::text[])`).map((r) => r.name));
-    await replaceSchemas(sql, replacements, { onRetry: (attempt, error) => emit({ kind: 'replace-retry', attempt, message: error.message }) });
+    const { replacedExisting } = await putSchemasInPlace(sql, replacements, {
+      onRetry: (attempt, error) => emit({ kind: 'replace-retry', attempt, message: error.message }),
+      onWarning: (message) => emit({ kind: 'warning', message }),
+    });
     staged = false;
-    // The old schemas are out of sight now; readers still on them finish first (DROP waits).
-    for (const { retired } of replacements) {
-      // Replaced already: a schema that cannot be dropped now is a leftover the next restore removes.
-      await control.unsafe(`DROP SCHEMA IF EXISTS ${quoteIdentifier(retired)} CASCADE`).catch((error: unknown) =>
-        emit({ kind: 'warning', message: `The old schema ${retired} could not be dropped (${describeFailure(error)}); the next restore removes it` }),
-      );
-    }
     return {
-      schemas: restored.map((schema) => ({ ...schema, replacedExisting: existing.has(schema.schema) })),
+      schemas: restored.map((schema) => ({ ...schema, replacedExisting: replacedExisting.has(schema.schema) })),
       timeTakenMs: Math.round(performance.now() - started),
     };
   } catch (error) {
-    const failure = categorise(error);
+    const failure = categoriseRestoreFailure(error);
     if (staged) {
-      const left = await dropStaging(sql, replacements);
+      const left = await dropSchemas(sql, replacements.map((r) => r.staging));
       if (left) failure.message += `. The staging schemas could not be dropped (${left}): the next restore removes them`;
     }
     throw failure;
@@ -193,115 +144,8 @@ function selectSchemas(tarballs: TarballDefinition[], wanted: string[] | undefin
   return wanted.map((schema) => bySchema.get(schema)!);
 }
 
-/** Each tarball against its manifest (the verifier's comparison), and each COPY's rows against the CSV's. */
-function checkAgainstManifests(loaded: LoadedTarball[]): Omit<RestoredSchema, 'replacedExisting'>[] {
-  return loaded.map((tarball) => {
-    const { schema } = tarball.tarball.definition;
-    const label = tarball.tarball.source.label;
-    const compared = compareWithManifest(tarball.manifest?.bytes, tarball.csvFiles, tarball.definitionFiles);
-    const problems = [...tarball.problems, ...compared.problems];
-    if (compared.schema !== undefined && compared.schema !== schema) {
-      problems.push({ kind: 'manifest-invalid', message: `the manifest is of schema ${compared.schema}, the definition of ${schema}` });
-    }
-    const counted = new Map(tarball.csvFiles.map((csv) => [csv.file, csv.rows]));
-    const fileOf = new Map(compared.tables.map((t) => [t.table, t.file]));
-    for (const table of tarball.loaded) {
-      const rows = counted.get(fileOf.get(table.table) ?? '');
-      if (rows !== undefined && rows !== table.rows) problems.push({ kind: 'rows', table: table.table, message: `${table.table}: the CSV holds ${rows} rows, the COPY loaded ${table.rows}` });
-    }
-    if (problems.length > 0) {
-      const first = problems[0]!;
-      const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem${problems.length > 2 ? 's' : ''})` : '';
-      throw new RestoreRefusedError(`${label}: schema ${quoteIdentifier(schema)}${first.table ? `, table ${quoteIdentifier(first.table)}` : ''} fails its check: ${first.message}${more}`);
-    }
-    const manifest = JSON.parse(tarball.manifest!.bytes.toString('utf8')) as SchemaManifest;
-    return {
-      schema,
-      source: label,
-      runId: manifest.runId,
-      asOf: manifest.asOf,
-      tables: tarball.csvFiles.length,
-      rows: tarball.loaded.reduce((sum, t) => sum + t.rows, 0),
-      bytes: tarball.loaded.reduce((sum, t) => sum + t.bytes, 0),
-    };
-  });
-}
-
-/** Runs statements in order; a failure names what was being done and the statement's start. */
-async function runDefinition(held: HeldConnection, what: string, statements: string[]): Promise<void> {
-  for (const statement of statements) {
-    // A write to a connection the server has ended crashes postgres.js (clients/transaction.ts).
-    if (held.isClosed()) throw new RestoreRefusedError(`${what}: the connection to the target was lost`);
-    try {
-      // Foreign keys built at once lock both their tables: two that refer to each other can deadlock
-      // (40P01, one of them rolled back): that statement is tried again.
-      for (let attempt = 1; ; attempt += 1) {
-        try {
-          await held.connection.unsafe(statement);
-          break;
-        } catch (error) {
-          if ((error as { code?: string }).code !== '40P01' || attempt >= 5 || held.isClosed()) throw error;
-        }
-      }
-    } catch (error) {
-      const shown = statement.length > 160 ? `${statement.slice(0, 160)}...` : statement;
-      throw new RestoreRefusedError(`${what}: the target refused ${JSON.stringify(shown)}: ${describeFailure(error)}`);
-    }
-  }
-}
-
-/** Runs `work` over `items`, `parallelism` at once, each on a reserved connection; the first failure stops the rest from starting. */
-async function inParallel<T>(sql: Sql, parallelism: number, items: T[], work: (connection: HeldConnection, item: T) => Promise<void>, signal?: AbortSignal): Promise<void> {
-  let next = 0;
-  let failure: { error: unknown } | undefined;
-  const worker = async (): Promise<void> => {
-    let held: HeldConnection | undefined;
-    try {
-      held = await holdConnection(sql);
-      while (!failure && next < items.length) {
-        signal?.throwIfAborted();
-        const item = items[next++]!;
-        await work(held, item);
-      }
-      held.connection.release();
-    } catch (error) {
-      failure ??= { error };
-      if (held) await rollBackAndRelease(held, error);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(parallelism, items.length) }, worker));
-  if (failure) throw failure.error;
-}
-
-/** Staging and retired schemas of restores that did not end (a killed process): under the lock, no restore is using them. */
-async function removeLeftovers(control: ReservedSql): Promise<string[]> {
-  const rows = await control<{ name: string }[]>`
-    SELECT nspname AS name FROM pg_catalog.pg_namespace
-    WHERE nspname LIKE ${`${STAGING_PREFIX}%`} OR nspname LIKE ${`${RETIRED_PREFIX}%`} ORDER BY 1`;
-  for (const { name } of rows) await control.unsafe(`DROP SCHEMA ${quoteIdentifier(name)} CASCADE`);
-  return rows.map((row) => row.name);
-}
-
-/**
- * Drops what this restore built, on a new connection if the control one was lost; waits at most
- * 30 s for locks. Never throws: returns why it could not, or undefined once dropped.
- */
-async function dropStaging(sql: Sql, replacements: SchemaReplacement[]): Promise<string | undefined> {
-  const drop = (): Promise<void> =>
-    inTransaction(sql, async (tx) => {
-      await tx.unsafe(`SET LOCAL lock_timeout = '30s'`);
-      await tx.unsafe(`DROP SCHEMA IF EXISTS ${replacements.map((r) => quoteIdentifier(r.staging)).join(', ')} CASCADE`);
-    });
-  try {
-    // Twice: the first may get a connection the server has just ended (a terminated backend).
-    await drop().catch(drop);
-    return undefined;
-  } catch (error) {
-    return describeFailure(error);
-  }
-}
-
-function categorise(error: unknown): Error {
+/** A failure as the restore reports it: refused (exit 1) or could not run (exit 2). */
+export function categoriseRestoreFailure(error: unknown): Error {
   if (error instanceof RestoreRefusedError || error instanceof RestoreCannotRunError) return error;
   if ((error as Error)?.name === 'AbortError') return new RestoreCannotRunError('Stopped before the schemas were replaced: nothing changed');
   const code = (error as { code?: string }).code;
@@ -309,7 +153,7 @@ function categorise(error: unknown): Error {
   return new RestoreRefusedError(describeFailure(error));
 }
 
-function describeTarget(url: string): string {
+export function describeTarget(url: string): string {
   try {
     const parsed = new URL(url);
     return `${parsed.hostname}:${parsed.port || '5432'}${parsed.pathname}`;

@@ -1,0 +1,42 @@
+import type { Sql } from 'postgres';
+import type { PostDataUnit } from '../definition/definition-statements';
+import { quoteIdentifier } from '../export/quote-identifier';
+import { replaceSchemas } from './replace-schemas';
+import type { SchemaReplacement } from './replace-schemas';
+import { describeFailure } from './restore-errors';
+import { inParallel, runStatements } from './run-statements';
+
+export interface PutInPlaceOptions {
+  /** Foreign keys between the staging schemas, built first (a restore job's steps leave them to its last). */
+  foreignKeys?: PostDataUnit[];
+  parallelism?: number;
+  /** Set on each new schema as it goes live: where it came from. */
+  comment?: (replacement: SchemaReplacement) => string;
+  onRetry?: (attempt: number, error: Error) => void;
+  onWarning?: (message: string) => void;
+}
+
+/**
+ * Puts the staging schemas in place of the live ones in one transaction (replace-schemas.ts), then
+ * drops the old ones. Resolves with the live names that existed before (yesterday's restore).
+ * An old schema that cannot be dropped is a warning: the replacement has happened, and the next
+ * restore removes it.
+ */
+export async function putSchemasInPlace(sql: Sql, replacements: SchemaReplacement[], options: PutInPlaceOptions = {}): Promise<{ replacedExisting: Set<string> }> {
+  const foreignKeys = options.foreignKeys ?? [];
+  await inParallel(sql, options.parallelism ?? 2, foreignKeys, async (connection, unit) => {
+    await runStatements(connection, `Building the foreign keys of ${quoteIdentifier(unit.schema)}.${quoteIdentifier(unit.table)}`, unit.statements);
+  });
+  const live = replacements.map((r) => r.live);
+  const existing = new Set(
+    (await sql<{ name: string }[]>`SELECT nspname AS name FROM pg_catalog.pg_namespace WHERE nspname = ANY(${live}::text[])`).map((r) => r.name),
+  );
+  await replaceSchemas(sql, replacements, { onRetry: options.onRetry, comment: options.comment });
+  // The old schemas are out of sight now; readers still on them finish first (DROP waits).
+  for (const { retired } of replacements) {
+    await sql.unsafe(`DROP SCHEMA IF EXISTS ${quoteIdentifier(retired)} CASCADE`).catch((error: unknown) =>
+      options.onWarning?.(`The old schema ${retired} could not be dropped (${describeFailure(error)}); the next restore removes it`),
+    );
+  }
+  return { replacedExisting: existing };
+}

@@ -1,0 +1,86 @@
+import type { ReservedSql, Sql } from 'postgres';
+import { holdConnection, inTransaction, rollBackAndRelease } from '../clients/transaction';
+import type { HeldConnection } from '../clients/transaction';
+import { quoteIdentifier } from '../export/quote-identifier';
+import { describeFailure, RestoreRefusedError } from './restore-errors';
+
+/** Schemas a restore builds out of sight, and those it moves the old ones to before dropping them. */
+export const STAGING_PREFIX = 'waj_restore_';
+export const RETIRED_PREFIX = 'waj_retired_';
+
+/** Runs statements in order; a failure names what was being done and the statement's start. */
+export async function runStatements(held: HeldConnection, what: string, statements: string[]): Promise<void> {
+  for (const statement of statements) {
+    // A write to a connection the server has ended crashes postgres.js (clients/transaction.ts).
+    if (held.isClosed()) throw new RestoreRefusedError(`${what}: the connection to the target was lost`);
+    try {
+      // Foreign keys built at once lock both their tables: two that refer to each other can deadlock
+      // (40P01, one of them rolled back): that statement is tried again.
+      for (let attempt = 1; ; attempt += 1) {
+        try {
+          await held.connection.unsafe(statement);
+          break;
+        } catch (error) {
+          if ((error as { code?: string }).code !== '40P01' || attempt >= 5 || held.isClosed()) throw error;
+        }
+      }
+    } catch (error) {
+      const shown = statement.length > 160 ? `${statement.slice(0, 160)}...` : statement;
+      throw new RestoreRefusedError(`${what}: the target refused ${JSON.stringify(shown)}: ${describeFailure(error)}`);
+    }
+  }
+}
+
+/** Runs `work` over `items`, `parallelism` at once, each on a reserved connection; the first failure stops the rest from starting. */
+export async function inParallel<T>(sql: Sql, parallelism: number, items: T[], work: (connection: HeldConnection, item: T) => Promise<void>, signal?: AbortSignal): Promise<void> {
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const worker = async (): Promise<void> => {
+    let held: HeldConnection | undefined;
+    try {
+      held = await holdConnection(sql);
+      while (!failure && next < items.length) {
+        signal?.throwIfAborted();
+        const item = items[next++]!;
+        await work(held, item);
+      }
+      held.connection.release();
+    } catch (error) {
+      failure ??= { error };
+      if (held) await rollBackAndRelease(held, error);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallelism, items.length) }, worker));
+  if (failure) throw failure.error;
+}
+
+/**
+ * Drops schemas a restore built (or retired), in one transaction waiting at most 30 s for locks;
+ * on a new connection if the first one offered was just ended (a terminated backend). Never
+ * throws: returns why it could not, or undefined once dropped.
+ */
+export async function dropSchemas(sql: Sql, schemas: string[]): Promise<string | undefined> {
+  if (schemas.length === 0) return undefined;
+  const drop = (): Promise<void> =>
+    inTransaction(sql, async (tx) => {
+      await tx.unsafe(`SET LOCAL lock_timeout = '30s'`);
+      await tx.unsafe(`DROP SCHEMA IF EXISTS ${schemas.map((schema) => quoteIdentifier(schema)).join(', ')} CASCADE`);
+    });
+  try {
+    await drop().catch(drop);
+    return undefined;
+  } catch (error) {
+    return describeFailure(error);
+  }
+}
+
+/** A prefix as a LIKE pattern's start: its underscores are letters, not wildcards. */
+const likePrefix = (prefix: string) => prefix.replaceAll('_', '\\_');
+
+/** Staging and retired schemas in the target, except those `keep` says are still in use. */
+export async function findLeftovers(control: ReservedSql | Sql, keep: (schema: string) => boolean = () => false): Promise<string[]> {
+  const rows = await control<{ name: string }[]>`
+    SELECT nspname AS name FROM pg_catalog.pg_namespace
+    WHERE nspname LIKE ${`${likePrefix(STAGING_PREFIX)}%`} OR nspname LIKE ${`${likePrefix(RETIRED_PREFIX)}%`} ORDER BY 1`;
+  return rows.map((row) => row.name).filter((name) => !keep(name));
+}

@@ -1,0 +1,152 @@
+import type { Sql } from 'postgres';
+import type { HeldConnection } from '../clients/transaction';
+import { postDataWork, preDataStatements, sequenceStatements } from '../definition/definition-statements';
+import { findMissingExtensions } from '../definition/find-missing-extensions';
+import type { SchemaDefinition, SchemaNames } from '../definition/schema-definition';
+import type { SchemaManifest } from '../export/export-schema';
+import { quoteIdentifier } from '../export/quote-identifier';
+import { compareWithManifest } from '../verification/compare-with-manifest';
+import { refuseOutsideDependents } from './check-target';
+import { loadTarballs } from './load-tarballs';
+import type { LoadedTable, LoadedTarball } from './load-tarballs';
+import type { TarballDefinition } from './read-tarball-definition';
+import type { SchemaReplacement } from './replace-schemas';
+import { RestoreRefusedError } from './restore-errors';
+import { inParallel, runStatements } from './run-statements';
+
+/** What was loaded into a staging schema, every table checked against its manifest. */
+export interface StagedSchema {
+  schema: string;
+  source: string;
+  /** The export run and its moment, from the manifest. */
+  runId?: string;
+  asOf?: string;
+  tables: number;
+  rows: number;
+  bytes: number;
+}
+
+export type StagingEvent =
+  | { kind: 'table-loaded'; table: LoadedTable }
+  | { kind: 'bytes'; bytes: number }
+  | { kind: 'phase'; phase: 'indexes and constraints' | 'foreign keys' | 'sequences' | 'analyze'; units?: number };
+
+/** Each live schema's staging name: what every definition text is built under while out of sight. */
+export function stagingNames(replacements: readonly SchemaReplacement[]): SchemaNames {
+  return new Map(replacements.map((r) => [r.live, r.staging]));
+}
+
+/**
+ * Refuses what the target cannot take before anything is built there: an extension a definition
+ * needs (naming the CREATE EXTENSION), or objects of its own outside the replaced schemas that
+ * depend on their tables.
+ */
+export async function refuseWhatTheTargetCannotTake(control: HeldConnection, definitions: SchemaDefinition[]): Promise<void> {
+  const missing = await findMissingExtensions(control.connection, definitions);
+  if (missing.length > 0) {
+    throw new RestoreRefusedError(
+      missing
+        .map((m) => `The target lacks the extension ${m.extension} (in schema ${quoteIdentifier(m.schema)}), which ${m.usedBy.slice(0, 3).join(', ')} need${m.usedBy.length === 1 ? 's' : ''}: CREATE EXTENSION ${m.extension} SCHEMA ${quoteIdentifier(m.schema)}`)
+        .join('; '),
+    );
+  }
+  await refuseOutsideDependents(control.connection, definitions.map((d) => d.schema));
+}
+
+/**
+ * Creates the staging schemas and everything before the rows (types, sequences, tables; no keys
+ * or indexes), every definition at once, so that a type or sequence one schema takes from another
+ * binds to the other's staging copy.
+ */
+export async function createStagingSchemas(control: HeldConnection, definitions: SchemaDefinition[], replacements: readonly SchemaReplacement[]): Promise<void> {
+  await runStatements(control, 'Creating the tables', [
+    ...replacements.map((r) => `CREATE SCHEMA ${quoteIdentifier(r.staging)}`),
+    ...preDataStatements(definitions, stagingNames(replacements)),
+  ]);
+}
+
+export interface LoadOptions {
+  /** Tables loaded (and indexes built) at once, each on a connection of its own. */
+  parallelism: number;
+  /** Per connection building indexes; pg_restore leaves the server's (64 MB by default). */
+  maintenanceWorkMem?: string;
+  /** The schemas whose foreign keys are built here (default: all); the others' are left to whoever puts the schemas in place. */
+  foreignKeysTo?: (schema: string) => boolean;
+  onEvent?: (event: StagingEvent) => void;
+  signal?: AbortSignal;
+}
+
+/**
+ * Fills staging schemas created by createStagingSchemas: loads the rows, checking every table
+ * against its manifest as it passes (refusing the lot if any differs), then builds keys, checks and
+ * indexes after the data (pg_restore's order, largest tables first), foreign keys, sets the
+ * sequences and runs ANALYZE. `names` maps every schema of the restore to its staging name, those
+ * of `tarballs` and any other being built beside them.
+ */
+export async function loadStagedSchemas(sql: Sql, tarballs: TarballDefinition[], names: SchemaNames, options: LoadOptions): Promise<StagedSchema[]> {
+  const emit = options.onEvent ?? (() => {});
+  const { parallelism, signal } = options;
+  const definitions = tarballs.map((t) => t.definition);
+  const loaded = await loadTarballs(sql, tarballs, names, parallelism, {
+    onTableLoaded: (table) => emit({ kind: 'table-loaded', table }),
+    onBytes: (bytes) => emit({ kind: 'bytes', bytes }),
+  }, signal);
+  const staged = checkAgainstManifests(loaded);
+
+  const bytesOf = new Map(loaded.flatMap((l) => l.loaded.map((t) => [`${t.schema}\u0000${t.table}`, t.bytes] as const)));
+  for (const phase of [1, 2] as const) {
+    // Largest tables first, so the last to finish is not the biggest.
+    const work = postDataWork(definitions, names, phase, { foreignKeysTo: options.foreignKeysTo }).sort(
+      (a, b) => (bytesOf.get(`${b.schema}\u0000${b.table}`) ?? 0) - (bytesOf.get(`${a.schema}\u0000${a.table}`) ?? 0),
+    );
+    emit({ kind: 'phase', phase: phase === 1 ? 'indexes and constraints' : 'foreign keys', units: work.length });
+    await inParallel(sql, parallelism, work, async (connection, unit) => {
+      await connection.connection.unsafe(`SET maintenance_work_mem = '${options.maintenanceWorkMem ?? '256MB'}'`);
+      await runStatements(connection, `Building ${quoteIdentifier(unit.schema)}.${quoteIdentifier(unit.table)}`, unit.statements);
+    }, signal);
+  }
+  emit({ kind: 'phase', phase: 'sequences' });
+  const tables = definitions.flatMap((d) => d.tables.map((t) => `${quoteIdentifier(names.get(d.schema)!)}.${quoteIdentifier(t.name)}`));
+  await inParallel(sql, 1, [sequenceStatements(definitions, names)], async (connection, statements) => {
+    await runStatements(connection, 'Setting the sequences', statements);
+  }, signal);
+  emit({ kind: 'phase', phase: 'analyze' });
+  await inParallel(sql, parallelism, tables, async (connection, table) => {
+    await runStatements(connection, 'Running ANALYZE', [`ANALYZE ${table}`]);
+  }, signal);
+  return staged;
+}
+
+/** Each tarball against its manifest (the verifier's comparison), and each COPY's rows against the CSV's. */
+function checkAgainstManifests(loaded: LoadedTarball[]): StagedSchema[] {
+  return loaded.map((tarball) => {
+    const { schema } = tarball.tarball.definition;
+    const label = tarball.tarball.source.label;
+    const compared = compareWithManifest(tarball.manifest?.bytes, tarball.csvFiles, tarball.definitionFiles);
+    const problems = [...tarball.problems, ...compared.problems];
+    if (compared.schema !== undefined && compared.schema !== schema) {
+      problems.push({ kind: 'manifest-invalid', message: `the manifest is of schema ${compared.schema}, the definition of ${schema}` });
+    }
+    const counted = new Map(tarball.csvFiles.map((csv) => [csv.file, csv.rows]));
+    const fileOf = new Map(compared.tables.map((t) => [t.table, t.file]));
+    for (const table of tarball.loaded) {
+      const rows = counted.get(fileOf.get(table.table) ?? '');
+      if (rows !== undefined && rows !== table.rows) problems.push({ kind: 'rows', table: table.table, message: `${table.table}: the CSV holds ${rows} rows, the COPY loaded ${table.rows}` });
+    }
+    if (problems.length > 0) {
+      const first = problems[0]!;
+      const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem${problems.length > 2 ? 's' : ''})` : '';
+      throw new RestoreRefusedError(`${label}: schema ${quoteIdentifier(schema)}${first.table ? `, table ${quoteIdentifier(first.table)}` : ''} fails its check: ${first.message}${more}`);
+    }
+    const manifest = JSON.parse(tarball.manifest!.bytes.toString('utf8')) as SchemaManifest;
+    return {
+      schema,
+      source: label,
+      runId: manifest.runId,
+      asOf: manifest.asOf,
+      tables: tarball.csvFiles.length,
+      rows: tarball.loaded.reduce((sum, t) => sum + t.rows, 0),
+      bytes: tarball.loaded.reduce((sum, t) => sum + t.bytes, 0),
+    };
+  });
+}
