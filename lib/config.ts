@@ -172,11 +172,58 @@ export function readDispatchSettings(env: Env, workerFunctionVariable: string): 
 }
 
 /**
- * How the export's coordinator hands each schema step to the schema worker: as readDispatchSettings
- * with EXPORT_SCHEMA_WORKER_FUNCTION, except under `sls invoke local` (IS_LOCAL) with no
- * LAMBDA_ENDPOINT, where there is no Lambda to invoke and the steps run in the same process.
+ * How a coordinator (the export's, the restore's) hands each schema step to its schema worker: as
+ * readDispatchSettings with `workerFunctionVariable`, except under `sls invoke local` (IS_LOCAL)
+ * with no LAMBDA_ENDPOINT, where there is no Lambda to invoke and the steps run in the same process.
  */
-export function readStepDispatchSettings(env: Env): DispatchSettings {
+export function readStepDispatchSettings(env: Env, workerFunctionVariable = 'EXPORT_SCHEMA_WORKER_FUNCTION'): DispatchSettings {
   if (runsUnderInvokeLocal(env) && !optional(env, 'LAMBDA_ENDPOINT')) return { mode: 'inline' };
-  return readDispatchSettings(env, 'EXPORT_SCHEMA_WORKER_FUNCTION');
+  return readDispatchSettings(env, workerFunctionVariable);
+}
+
+export interface RestoreSettings {
+  /** Where the tarballs are: the export's bucket and prefix, `<prefix><schema>.tgz`. */
+  bucket: string;
+  prefix: string;
+  /** The schemas a restore restores unless told: the export's (EXPORT_SCHEMAS). */
+  schemas: string[];
+  s3Endpoint?: string;
+  /** The reporting database the schemas are restored into. */
+  target: DatabaseSettings;
+  /** How many schema steps run at once (RESTORE_CONCURRENCY; default 3): restoreSchemaWorker's reserved concurrency. */
+  concurrency: number;
+  /** Tables of a schema loaded at once (RESTORE_TABLE_PARALLELISM); unset: the CPUs, 2 to 4. */
+  tableParallelism?: number;
+}
+
+/**
+ * The restore's settings. The target is RESTORE_DATABASE_URL (local use) or
+ * RESTORE_DATABASE_URL_PARAMETER (an SSM SecureString, deployed); neither stops the function at
+ * cold start, naming them. A target equal to DATABASE_URL is refused here too: a restore replaces
+ * the schemas it restores.
+ */
+export function readRestoreSettings(env: Env): RestoreSettings {
+  const { bucket, prefix, schemas, s3Endpoint } = readExportSettings(env);
+  const url = optional(env, 'RESTORE_DATABASE_URL');
+  const urlParameter = optional(env, 'RESTORE_DATABASE_URL_PARAMETER');
+  if (!url && !urlParameter) {
+    throw new ConfigError(
+      'RESTORE_DATABASE_URL is not set: give the connection string of the database the restore loads the schemas into (the reporting database), or RESTORE_DATABASE_URL_PARAMETER naming an SSM SecureString that holds one',
+    );
+  }
+  if (url && !/^postgres(ql)?:\/\//.test(url)) throw new ConfigError('RESTORE_DATABASE_URL must start with postgres:// or postgresql://');
+  if (url && url === optional(env, 'DATABASE_URL')) {
+    throw new ConfigError('RESTORE_DATABASE_URL is DATABASE_URL: the restore would replace the schemas of the database the export reads. Give the reporting database');
+  }
+  const rawConcurrency = optional(env, 'RESTORE_CONCURRENCY');
+  const concurrency = rawConcurrency === undefined ? 3 : Number(rawConcurrency);
+  if (rawConcurrency !== undefined && (!/^\d+$/.test(rawConcurrency) || concurrency < 1 || concurrency > 100)) {
+    throw new ConfigError(`RESTORE_CONCURRENCY must be a whole number from 1 to 100: ${JSON.stringify(rawConcurrency)}`);
+  }
+  const rawParallelism = optional(env, 'RESTORE_TABLE_PARALLELISM');
+  const tableParallelism = rawParallelism === undefined ? undefined : Number(rawParallelism);
+  if (rawParallelism !== undefined && (!/^\d+$/.test(rawParallelism) || tableParallelism! < 1 || tableParallelism! > 16)) {
+    throw new ConfigError(`RESTORE_TABLE_PARALLELISM must be a whole number from 1 to 16: ${JSON.stringify(rawParallelism)}`);
+  }
+  return { bucket, prefix, schemas, s3Endpoint, target: url ? { url } : { urlParameter }, concurrency, tableParallelism };
 }

@@ -50,7 +50,11 @@ export function connectDatabase(url: string, { max = MAX_CONNECTIONS, connectTim
  * Reads the connection string from SSM Parameter Store (SecureString, decrypted). A failure names
  * the parameter and the settings involved: locally it usually means DATABASE_URL is not set.
  */
-export async function readDatabaseUrlParameter(name: string, ssm?: Pick<SSMClient, 'send'>): Promise<string> {
+export async function readDatabaseUrlParameter(
+  name: string,
+  ssm?: Pick<SSMClient, 'send'>,
+  settings: { parameter: string; url: string } = { parameter: 'DATABASE_URL_PARAMETER', url: 'DATABASE_URL' },
+): Promise<string> {
   let value: string | undefined;
   try {
     // Loaded only here: with DATABASE_URL set (locally) no function loads the SSM client at all.
@@ -60,11 +64,11 @@ export async function readDatabaseUrlParameter(name: string, ssm?: Pick<SSMClien
     value = Parameter?.Value;
   } catch (error) {
     throw new Error(
-      `Could not read the database connection string from the SSM parameter ${name} (DATABASE_URL_PARAMETER): ${(error as Error).message}. For local use, set DATABASE_URL instead.`,
+      `Could not read the database connection string from the SSM parameter ${name} (${settings.parameter}): ${(error as Error).message}. For local use, set ${settings.url} instead.`,
       { cause: error },
     );
   }
-  if (!value) throw new Error(`The SSM parameter ${name} (DATABASE_URL_PARAMETER) has no value`);
+  if (!value) throw new Error(`The SSM parameter ${name} (${settings.parameter}) has no value`);
   return value;
 }
 

@@ -4,20 +4,14 @@ import { holdRunSnapshot, RunSnapshotGoneError } from '../export/run-snapshot';
 import type { HeldRunSnapshot } from '../export/run-snapshot';
 import { logger } from '../logger';
 import { createStepLedger } from '../runs/step-ledger';
-import type { RunStep, StepLedger } from '../runs/step-ledger';
-import type { StepEvent } from './dispatch';
+import type { StepLedger } from '../runs/step-ledger';
 import { STEPS_CLOSE_THE_RUN } from './job';
 import { recordRunClosed } from './run-step-worker';
+import { failStepsNotHandedOver } from './start-steps';
+import type { StartSteps } from './start-steps';
 import type { Job } from './job';
 import { createExportRequest } from './export-request';
 import type { ExportParams } from './export-request';
-
-/**
- * Hands the queued steps of a run to their workers. `lambda`: one asynchronous invocation each;
- * `inline`: carried out in this process, EXPORT_CONCURRENCY at once, resolving when all have ended.
- * Rejects for a step whose hand-over failed (the others are still handed over).
- */
-export type StartSteps = (steps: readonly StepEvent[]) => Promise<PromiseSettledResult<void>[]>;
 
 export interface SnapshotHoldOptions {
   /**
@@ -113,16 +107,6 @@ async function holdUntilImported(ledger: StepLedger, runId: string, held: HeldRu
       return;
     }
     await new Promise((resolve) => setTimeout(resolve, pollMs));
-  }
-}
-
-async function failStepsNotHandedOver(ledger: StepLedger, runId: string, queued: RunStep[], outcomes: PromiseSettledResult<void>[]): Promise<void> {
-  for (const [index, outcome] of outcomes.entries()) {
-    if (outcome.status === 'fulfilled') continue;
-    const step: RunStep = queued[index]!;
-    const cause = outcome.reason instanceof Error ? outcome.reason.message : String(outcome.reason);
-    logger.error('Could not hand the step to its worker', { runId, step: step.name, error: cause });
-    await ledger.finish(step.id, { status: 'failed', error: `Could not hand the step to its worker: ${cause}`, final: true });
   }
 }
 

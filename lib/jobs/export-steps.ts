@@ -3,16 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { ConfigError, readDatabaseSettings, readStepDispatchSettings } from '../config';
-import type { DispatchSettings, Env, ExportSettings } from '../config';
+import type { Env, ExportSettings } from '../config';
 import { exportSchemaToBucket } from '../export/export-schema-to-bucket';
 import { RUN_FOLDER_PREFIX, removeLeftoverRunFolders } from '../export/remove-leftover-run-folders';
 import { RunSnapshotGoneError } from '../export/run-snapshot';
 import { recordStepMetrics } from '../metrics';
-import { createLambdaDispatch } from './dispatch';
-import type { StepEvent } from './dispatch';
 import { createExportJob } from './export-job';
-import { createInlineDispatch } from './inline-dispatch';
-import type { StartSteps } from './export-job';
+import type { Dispatch } from './dispatch';
+import { readRestoreDispatch, startRestoreAfterExport } from './restore-after-export';
+import { createStartSteps } from './start-steps';
 import { runStepInline } from './job-functions';
 import type { StepWork } from './run-step-worker';
 
@@ -26,13 +25,14 @@ export const EXPORT_STEP_ATTEMPTS = 2;
  * One step of an export: one schema to `<prefix><schema>.tgz`, the object's metadata naming the
  * run and the schema (the tarball verifier reads them). `removeLeftovers`: first clear the temp
  * folders of stopped attempts; only where an attempt has the temp folder to itself (AWS Lambda).
+ * `restoreAfterExport`: how a run that asked for a restore hands it to restoreWorker.
  */
 export function createExportStepWork(
   settings: Pick<ExportSettings, 'bucket' | 'prefix' | 'tableParallelism'> & { schemas?: readonly string[] },
   s3: S3Client,
-  { removeLeftovers = false, tmpRoot = tmpdir() }: { removeLeftovers?: boolean; tmpRoot?: string } = {},
+  { removeLeftovers = false, tmpRoot = tmpdir(), restoreAfterExport }: { removeLeftovers?: boolean; tmpRoot?: string; restoreAfterExport?: Dispatch } = {},
 ): StepWork {
-  return async (step, { sql, steps, reportProgress }) => {
+  const work: StepWork = async (step, { sql, steps, reportProgress }) => {
     // The run's one moment, recorded by its coordinator; never a snapshot of this step's own.
     const snapshot = await steps.runSnapshot(step.runId);
     if (!snapshot) throw new RunSnapshotGoneError(step.runId, 'the run has no snapshot recorded');
@@ -64,6 +64,11 @@ export function createExportStepWork(
       await rm(folder, { recursive: true, force: true });
     }
   };
+  // The step that closes a run that asked for a restore starts it, if its tarballs are verified by then.
+  work.afterRunClosed = async (closed, { sql }) => {
+    if (closed.status === 'succeeded') await startRestoreAfterExport(sql, closed.id, restoreAfterExport);
+  };
+  return work;
 }
 
 /**
@@ -76,40 +81,12 @@ export function stepMetadata(runId: string, schema: string): Record<string, stri
 }
 
 /**
- * How the coordinator hands steps over: `lambda`, an asynchronous invocation of the schema worker
- * per step (Lambda runs up to its reserved concurrency at once and queues the rest); `inline`,
- * carried out here, `concurrency` at once, resolving when they have all ended.
- */
-export function createStartSteps(settings: DispatchSettings, concurrency: number, runInline: (event: StepEvent) => Promise<unknown>): StartSteps {
-  if (settings.mode === 'lambda') {
-    const invoke = createLambdaDispatch<StepEvent>(settings);
-    return async (steps) => Promise.allSettled(steps.map((step) => invoke(step)));
-  }
-  const dispatch = createInlineDispatch<StepEvent>(runInline);
-  return async (steps) => {
-    const outcomes: PromiseSettledResult<void>[] = new Array(steps.length);
-    let next = 0;
-    const lane = async () => {
-      while (next < steps.length) {
-        const index = next++;
-        outcomes[index] = await dispatch(steps[index]!).then(
-          (value) => ({ status: 'fulfilled', value }) as const,
-          (reason: unknown) => ({ status: 'rejected', reason }) as const,
-        );
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(concurrency, steps.length) }, lane));
-    return outcomes;
-  };
-}
-
-/**
  * The export as the functions wire it: the coordinator job (what exportApi and exportWorker run)
  * and the step work (what exportSchemaWorker runs, and the coordinator in-process when inline).
  */
 export function createFannedOutExport(env: Env, settings: ExportSettings, s3: S3Client, options: { removeLeftovers?: boolean } = {}) {
   const database = readDatabaseSettings(env);
-  const work = createExportStepWork(settings, s3, options);
+  const work = createExportStepWork(settings, s3, { ...options, restoreAfterExport: readRestoreDispatch(env) });
   const dispatch = readStepDispatchSettings(env);
   if (dispatch.mode === 'lambda') assertEveryStepCanStartAtOnce(settings);
   const startSteps = createStartSteps(dispatch, settings.concurrency, (event) => runStepInline(work, event, database));

@@ -7,7 +7,7 @@ import type { ScheduleSummary } from '../schedule/next-run';
 export interface JobOverview extends Record<string, unknown> {
   /** The job's schedule and its next run in Europe/London; null when the job has none. */
   schedule: ScheduleSummary | null;
-  /** The export's configured schemas, in order: what "all schemas" means. */
+  /** The export's (and the restore's) configured schemas, in order: what "all schemas" means. */
   schemas?: string[];
 }
 
@@ -19,7 +19,7 @@ export function createJobOverview(env: Env): (job: JobName, now?: Date) => JobOv
     const schedule = schedules.find((s) => s.job === job);
     return {
       schedule: schedule ? summariseSchedule(schedule, now) : null,
-      ...(job === 'export' ? { schemas } : {}),
+      ...(job === 'export' || job === 'restore' ? { schemas } : {}),
     };
   };
 }

@@ -8,8 +8,20 @@ import type { StepEvent } from './dispatch';
 import { markFailureRecordedOnRun } from './failure-recorded-on-run';
 import { WorkerEventError } from './worker-event';
 
-/** The work of one step, e.g. one schema's export. Resolves with the step's result; throws its cause. */
-export type StepWork = (step: RunStep, context: { sql: Sql; steps: StepLedger; reportProgress(progress: StepProgress): void }) => Promise<StepResult>;
+/**
+ * The work of one step, e.g. one schema's export. Resolves with the step's result; throws its cause.
+ * `afterRunClosed`: called by the step whose ending closed the run (the restore drops what its
+ * steps built when the run did not succeed); a failure there is logged, never the step's.
+ */
+export type StepWork = ((step: RunStep, context: { sql: Sql; steps: StepLedger; reportProgress(progress: StepProgress): void }) => Promise<StepResult>) & {
+  afterRunClosed?: (closed: ClosedRun, context: { sql: Sql; steps: StepLedger }) => Promise<void>;
+};
+
+/** The run's ending, then the work's own follow-up (StepWork.afterRunClosed). */
+async function onRunClosed(closed: ClosedRun, work: StepWork, deps: StepWorkerDeps): Promise<void> {
+  recordRunClosed(closed);
+  await work.afterRunClosed?.(closed, deps).catch((error: unknown) => logger.error('After the run closed, its follow-up failed', { runId: closed.id, error: error as Error }));
+}
 
 /**
  * Whether a step's failure is one that no retry can mend: the error, or one of its causes, says
@@ -94,7 +106,7 @@ export async function runStepWorker(event: StepEvent, work: StepWork, context: S
       await progress.flush();
       const { closed } = await steps.finish(step.id, { status: 'failed', error: describe(error), final });
       logger.error(final ? 'Step failed' : 'Step attempt failed; Lambda retries it', { runId, step: name, attempt: step.attempts, error: error as Error });
-      if (closed) recordRunClosed(closed);
+      if (closed) await onRunClosed(closed, work, { sql, steps });
     } catch (recordError) {
       // Keep the step's own error for Lambda; the step stays running until a retry of this
       // request takes it over (claim) or its lease ends.
@@ -105,6 +117,6 @@ export async function runStepWorker(event: StepEvent, work: StepWork, context: S
   }
   await progress.flush();
   const { closed } = await steps.finish(step.id, { status: 'succeeded', result });
-  if (closed) recordRunClosed(closed);
+  if (closed) await onRunClosed(closed, work, { sql, steps });
   return { runId, step: name, status: 'succeeded', result, ...(closed && { runClosed: closed }) };
 }

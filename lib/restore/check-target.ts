@@ -83,6 +83,40 @@ export async function refuseOutsideDependents(sql: ISql, schemas: string[]): Pro
   );
 }
 
+/**
+ * Objects built in the staging schemas that refer to an object of a live schema about to be
+ * replaced (a column of a type, a default of a sequence, a key of a table, by a qualified name the
+ * staging names could not rebind: a tarball exported with another list of schemas than the one
+ * beside it). Put in place, they would point at the old schema, and dropping it would drop them.
+ */
+export async function refuseStagingBoundToReplaced(sql: ISql, replacements: { live: string; staging: string }[]): Promise<void> {
+  const live = replacements.map((r) => r.live);
+  const staging = replacements.map((r) => r.staging);
+  const rows = await sql<{ dependent: string; on: string }[]>`
+    WITH replaced AS (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = ANY(${live}::text[])),
+    referenced AS (
+      SELECT 'pg_catalog.pg_type'::regclass AS classid, oid FROM pg_catalog.pg_type WHERE typnamespace IN (SELECT oid FROM replaced)
+      UNION ALL SELECT 'pg_catalog.pg_class'::regclass, oid FROM pg_catalog.pg_class WHERE relnamespace IN (SELECT oid FROM replaced)
+      UNION ALL SELECT 'pg_catalog.pg_proc'::regclass, oid FROM pg_catalog.pg_proc WHERE pronamespace IN (SELECT oid FROM replaced)
+    )
+    SELECT DISTINCT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) AS dependent,
+           pg_catalog.pg_describe_object(d.refclassid, d.refobjid, 0) AS on
+    FROM pg_catalog.pg_depend d
+    JOIN referenced r ON r.classid = d.refclassid AND r.oid = d.refobjid
+    CROSS JOIN LATERAL pg_catalog.pg_identify_object(d.classid, d.objid, d.objsubid) o
+    WHERE d.deptype = 'n'
+      AND COALESCE(o.schema, (SELECT n.nspname FROM pg_catalog.pg_attrdef ad JOIN pg_catalog.pg_class c ON c.oid = ad.adrelid
+                              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                              WHERE d.classid = 'pg_catalog.pg_attrdef'::regclass AND ad.oid = d.objid)) = ANY(${staging}::text[])
+    ORDER BY 1, 2`;
+  if (rows.length === 0) return;
+  const list = rows.slice(0, 3).map((row) => `${row.dependent} refers to ${row.on}`).join('; ');
+  throw new RestoreRefusedError(
+    `The restored schemas would refer to the ones they replace: ${list}${rows.length > 3 ? ` and ${rows.length - 3} more` : ''}. ` +
+      'Their tarballs were exported with different lists of schemas; export these schemas together and restore that export',
+  );
+}
+
 /** Connects, or says it cannot (exit 2). */
 export async function assertReachable(sql: ISql, label: string): Promise<{ serverVersionNum: number }> {
   try {

@@ -12,6 +12,7 @@ import { openCopyIn } from './open-copy-in';
 import type { CopyIn } from './open-copy-in';
 import type { TarballDefinition } from './read-tarball-definition';
 import { describeFailure, RestoreRefusedError } from './restore-errors';
+import { connectionClosed } from './run-statements';
 
 export interface LoadedTable {
   schema: string;
@@ -162,12 +163,12 @@ export async function loadTarballs(
     const what = `Loading ${quoteIdentifier(schema)}.${quoteIdentifier(table.name)}`;
     const fail = (error: unknown): never => {
       if (error instanceof RestoreRefusedError) throw error;
-      throw new RestoreRefusedError(`${what}: ${describeFailure(error)}`);
+      throw new RestoreRefusedError(`${what}: ${describeFailure(error)}`, { cause: error });
     };
     const opening = (async () => {
       await previous;
       if (stop.signal.aborted) throw stop.signal.reason;
-      if (reader.held.isClosed()) throw new Error('the connection to the target was lost');
+      if (reader.held.isClosed()) throw connectionClosed();
       const staging = `${quoteIdentifier(names.get(schema) ?? schema)}.${quoteIdentifier(table.name)}`;
       await connection.unsafe('BEGIN');
       await connection.unsafe(`TRUNCATE ONLY ${staging}`);
@@ -188,7 +189,7 @@ export async function loadTarballs(
         try {
           loadedRows = await copy!.end();
           reader.copy = undefined;
-          if (reader.held.isClosed()) throw new Error('the connection to the target was lost');
+          if (reader.held.isClosed()) throw connectionClosed();
           await connection.unsafe('COMMIT');
         } catch (error) {
           fail(error);

@@ -1,6 +1,7 @@
 import type { Sql } from 'postgres';
 import type { PostDataUnit } from '../definition/definition-statements';
 import { quoteIdentifier } from '../export/quote-identifier';
+import { refuseStagingBoundToReplaced } from './check-target';
 import { replaceSchemas } from './replace-schemas';
 import type { SchemaReplacement } from './replace-schemas';
 import { describeFailure } from './restore-errors';
@@ -18,7 +19,7 @@ export interface PutInPlaceOptions {
 
 /**
  * Puts the staging schemas in place of the live ones in one transaction (replace-schemas.ts), then
- * drops the old ones. Resolves with the live names that existed before (yesterday's restore).
+ * drops the old ones; refuses first if anything built refers to a schema it replaces. Resolves with the live names that existed before (yesterday's restore).
  * An old schema that cannot be dropped is a warning: the replacement has happened, and the next
  * restore removes it.
  */
@@ -27,6 +28,7 @@ export async function putSchemasInPlace(sql: Sql, replacements: SchemaReplacemen
   await inParallel(sql, options.parallelism ?? 2, foreignKeys, async (connection, unit) => {
     await runStatements(connection, `Building the foreign keys of ${quoteIdentifier(unit.schema)}.${quoteIdentifier(unit.table)}`, unit.statements);
   });
+  await refuseStagingBoundToReplaced(sql, replacements);
   const live = replacements.map((r) => r.live);
   const existing = new Set(
     (await sql<{ name: string }[]>`SELECT nspname AS name FROM pg_catalog.pg_namespace WHERE nspname = ANY(${live}::text[])`).map((r) => r.name),

@@ -8,11 +8,14 @@ import { describeFailure, RestoreRefusedError } from './restore-errors';
 export const STAGING_PREFIX = 'waj_restore_';
 export const RETIRED_PREFIX = 'waj_retired_';
 
+/** The cause of a failure on a connection found closed: what postgres.js says of one. */
+export const connectionClosed = (): Error => Object.assign(new Error('closed by the server or the network'), { code: 'CONNECTION_CLOSED' });
+
 /** Runs statements in order; a failure names what was being done and the statement's start. */
 export async function runStatements(held: HeldConnection, what: string, statements: string[]): Promise<void> {
   for (const statement of statements) {
     // A write to a connection the server has ended crashes postgres.js (clients/transaction.ts).
-    if (held.isClosed()) throw new RestoreRefusedError(`${what}: the connection to the target was lost`);
+    if (held.isClosed()) throw new RestoreRefusedError(`${what}: the connection to the target was lost`, { cause: connectionClosed() });
     try {
       // Foreign keys built at once lock both their tables: two that refer to each other can deadlock
       // (40P01, one of them rolled back): that statement is tried again.
@@ -26,7 +29,7 @@ export async function runStatements(held: HeldConnection, what: string, statemen
       }
     } catch (error) {
       const shown = statement.length > 160 ? `${statement.slice(0, 160)}...` : statement;
-      throw new RestoreRefusedError(`${what}: the target refused ${JSON.stringify(shown)}: ${describeFailure(error)}`);
+      throw new RestoreRefusedError(`${what}: the target refused ${JSON.stringify(shown)}: ${describeFailure(error)}`, { cause: error });
     }
   }
 }

@@ -3,7 +3,7 @@
  * ledger, the workers' event parsing and the HTTP handlers share one definition of each word.
  */
 
-export const JOB_NAMES = ['export', 'time-limited'] as const;
+export const JOB_NAMES = ['export', 'time-limited', 'restore'] as const;
 export type JobName = (typeof JOB_NAMES)[number];
 
 export const TRIGGERS = ['http', 'schedule', 'manual'] as const;

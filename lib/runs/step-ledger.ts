@@ -24,6 +24,9 @@ export interface StepResult {
   timeTakenMs?: number;
   /** The moment the step's output shows (the export: the run's snapshot). */
   asOf?: string;
+  /** The restore: the export run the tarball came from, and whether the run's schemas were put in place by this step. */
+  exportRunId?: string;
+  replaced?: boolean;
 }
 
 /** Progress of a running step, as its worker reports it. */
@@ -52,6 +55,10 @@ export interface RunStep {
   verification: unknown;
   /** When this attempt had imported the run's snapshot (the export), or null. */
   snapshotImportedAt: string | null;
+  /** What the step works on, fixed when the run fanned out (the restore's tarball), or null. */
+  input: Record<string, unknown> | null;
+  /** When this attempt had built its schema out of sight (the restore), or null. */
+  stagedAt: string | null;
 }
 
 /** The snapshot a run's steps read in (see lib/export/run-snapshot.ts), as the ledger keeps it. */
@@ -95,7 +102,7 @@ export interface StepLedger {
    * names it has already), and extends the run's lease to cover them (RUN_LEASE_WHILE_STEPS_MS).
    * Resolves with every step of the run.
    */
-  addSteps(runId: string, names: readonly string[]): Promise<RunStep[]>;
+  addSteps(runId: string, names: readonly string[], inputs?: readonly Record<string, unknown>[]): Promise<RunStep[]>;
   /** The run's steps in their configured order. */
   listSteps(runId: string): Promise<RunStep[]>;
   /**
@@ -131,6 +138,15 @@ export interface StepLedger {
   markSnapshotImported(stepId: string): Promise<void>;
   /** The steps the run's snapshot is still held for: queued, or running without having imported it. */
   stepsAwaitingSnapshot(runId: string): Promise<string[]>;
+  /**
+   * Records that the step's running attempt has built its part out of sight (the restore: its
+   * schema, in staging), under a lock on the run's row, and says what its siblings have done: `last`
+   * when every other step has built its part too (exactly one step of a run learns that: the one
+   * that puts them all in place), `failed` naming the steps that failed or timed out.
+   */
+  markStaged(stepId: string): Promise<{ last: boolean; failed: string[] }>;
+  /** Records the moment a run's output shows, if the run has none yet (the restore: its export run's). */
+  recordRunAsOf(runId: string, asOf: string): Promise<void>;
 }
 
 /**
@@ -160,6 +176,8 @@ interface StepRow {
   error: string | null;
   verification: unknown;
   snapshot_imported_at: Date | null;
+  input: Record<string, unknown> | null;
+  staged_at: Date | null;
 }
 
 function iso(value: Date | null): string | null {
@@ -184,6 +202,8 @@ function toStep(row: StepRow): RunStep {
     error: row.error,
     verification: row.verification,
     snapshotImportedAt: iso(row.snapshot_imported_at),
+    input: row.input,
+    stagedAt: iso(row.staged_at),
   };
 }
 
@@ -274,11 +294,14 @@ export function createStepLedger(sql: Sql): StepLedger {
   }
 
   return {
-    async addSteps(runId, names) {
+    async addSteps(runId, names, inputs) {
+      if (inputs && inputs.length !== names.length) throw new RangeError(`${names.length} steps need as many inputs, not ${inputs.length}`);
+      const inputTexts = names.map((_, n) => (inputs ? JSON.stringify(inputs[n]) : null));
       await inTransaction(sql, async (tx) => {
         await tx`
-          INSERT INTO jobs.run_steps (run_id, position, name)
-          SELECT ${runId}, ordinality - 1, name FROM unnest(${tx.array(names as string[])}::text[]) WITH ORDINALITY AS t(name, ordinality)
+          INSERT INTO jobs.run_steps (run_id, position, name, input)
+          SELECT ${runId}, ordinality - 1, name, input::jsonb
+          FROM unnest(${tx.array(names as string[])}::text[], ${tx.array(inputTexts as string[])}::text[]) WITH ORDINALITY AS t(name, input, ordinality)
           ON CONFLICT (run_id, name) DO NOTHING`;
         await tx`
           UPDATE jobs.runs SET lease_expires_at = now() + ${RUN_LEASE_WHILE_STEPS_MS} * interval '1 millisecond'
@@ -302,7 +325,8 @@ export function createStepLedger(sql: Sql): StepLedger {
             lambda_request_id = ${requestId ?? null},
             progress = NULL,
             result = NULL,
-            snapshot_imported_at = NULL
+            snapshot_imported_at = NULL,
+            staged_at = NULL
         WHERE run_id = ${runId} AND name = ${name}
           AND (status = 'queued' OR ${takeoverAllowed(sql, requestId)})
           AND EXISTS (SELECT 1 FROM jobs.runs r WHERE r.id = run_id AND r.status = 'running')
@@ -372,6 +396,26 @@ export function createStepLedger(sql: Sql): StepLedger {
 
     async markSnapshotImported(stepId) {
       await sql`UPDATE jobs.run_steps SET snapshot_imported_at = now() WHERE id = ${stepId} AND status = 'running'`;
+    },
+
+    async markStaged(stepId) {
+      return inTransaction(sql, async (tx) => {
+        const [step] = await tx<{ run_id: string }[]>`SELECT run_id FROM jobs.run_steps WHERE id = ${stepId}`;
+        if (!step) throw new Error(`No step has the id ${stepId}`);
+        // The run's row first, as finish and closeIfDone take it: two steps marking at once queue here.
+        await tx`SELECT 1 FROM jobs.runs WHERE id = ${step.run_id} FOR UPDATE`;
+        const marked = await tx`UPDATE jobs.run_steps SET staged_at = now() WHERE id = ${stepId} AND status = 'running'`;
+        if (marked.count !== 1) throw new Error(`Step ${stepId} is not running: it was given up (its lease lapsed) or ended`);
+        const siblings = await tx<{ name: string; status: StepStatus; staged: boolean }[]>`
+          SELECT name, status, staged_at IS NOT NULL AS staged FROM jobs.run_steps WHERE run_id = ${step.run_id} AND id <> ${stepId}`;
+        const failed = siblings.filter((s) => s.status === 'failed' || s.status === 'timed_out').map((s) => s.name);
+        const last = failed.length === 0 && siblings.every((s) => s.staged && (s.status === 'running' || s.status === 'succeeded'));
+        return { last, failed };
+      });
+    },
+
+    async recordRunAsOf(runId, asOf) {
+      await sql`UPDATE jobs.runs SET as_of = ${asOf} WHERE id = ${runId} AND as_of IS NULL`;
     },
 
     async stepsAwaitingSnapshot(runId) {

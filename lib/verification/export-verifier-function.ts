@@ -3,6 +3,7 @@ import { getDatabase } from '../clients/database';
 import { readDatabaseSettings, readExportSettings } from '../config';
 import type { Env } from '../config';
 import { runEventInvocation } from '../event-invocation';
+import { readRestoreDispatch } from '../jobs/restore-after-export';
 import { parseObjectCreatedEvent } from './object-created-event';
 import { verifyUploadedTarball } from './verify-uploaded-tarball';
 import type { VerifierOutcome } from './verify-uploaded-tarball';
@@ -16,11 +17,12 @@ export type VerifierResponse = VerifierOutcome | { status: 'error'; error: strin
 export function createExportVerifierFunction(env: Env, s3: S3Client) {
   const { bucket, prefix } = readExportSettings(env);
   const database = readDatabaseSettings(env);
+  const restoreAfterExport = readRestoreDispatch(env);
   return async (event: unknown): Promise<VerifierResponse> =>
     runEventInvocation(
       env,
       'Export verifier failed',
-      () => verifyUploadedTarball(parseObjectCreatedEvent(event), { s3, getSql: () => getDatabase(database), bucket, prefix }),
+      () => verifyUploadedTarball(parseObjectCreatedEvent(event), { s3, getSql: () => getDatabase(database), bucket, prefix, restoreAfterExport }),
       (error) => ({ status: 'error', error }) as const,
     );
 }

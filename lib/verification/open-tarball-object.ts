@@ -7,6 +7,8 @@ export interface TarballObject {
   /** The object's user metadata (x-amz-meta-*), keys in lower case. */
   metadata: Record<string, string>;
   versionId?: string;
+  /** The ETag of what was sent. */
+  etag?: string;
 }
 
 export interface ObjectAddress {
@@ -27,5 +29,5 @@ export function isNotFound(error: unknown): boolean {
 export async function openTarballObject(s3: S3Client, { bucket, key, versionId }: ObjectAddress): Promise<TarballObject> {
   const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId }));
   if (!object.Body) throw new Error(`s3://${bucket}/${key} has no body`);
-  return { body: object.Body as Readable, metadata: object.Metadata ?? {}, versionId: object.VersionId };
+  return { body: object.Body as Readable, metadata: object.Metadata ?? {}, versionId: object.VersionId, etag: object.ETag };
 }

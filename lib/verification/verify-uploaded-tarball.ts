@@ -4,6 +4,8 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { logger } from '../logger';
 import type { CreatedObject } from './object-created-event';
 import { isNotFound, openTarballObject } from './open-tarball-object';
+import type { Dispatch } from '../jobs/dispatch';
+import { startRestoreAfterExport } from '../jobs/restore-after-export';
 import { recordVerificationOnStep } from './record-verification';
 import type { RecordOutcome, StepVerification } from './record-verification';
 import { verifyTarball } from './verify-tarball';
@@ -25,6 +27,8 @@ export interface VerifierDeps {
   bucket: string;
   prefix: string;
   now?: () => Date;
+  /** How an export run that asked for a restore hands it to restoreWorker (restore-after-export.ts). */
+  restoreAfterExport?: Dispatch;
 }
 
 export interface VerifierOutcome {
@@ -79,6 +83,8 @@ export async function verifyUploadedTarball(object: CreatedObject, deps: Verifie
   if (runId) {
     const outcome = await recordVerificationOnStep(await deps.getSql(), { runId, schema }, verification);
     step = { runId, schema, outcome };
+    // The last tarball of a run that asked for a restore to be checked starts it (if the run has ended).
+    if (outcome === 'recorded') await startRestoreAfterExport(await deps.getSql(), runId, deps.restoreAfterExport);
     if (outcome === 'no-such-step') logger.warn('No export step to record the verification on', { bucket, key, runId, schema });
   } else {
     // Uploaded by hand, or by an export from before uploads carried their run: tagged only.

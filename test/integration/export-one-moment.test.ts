@@ -8,7 +8,8 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { SchemaManifest } from '../../lib/export/export-schema';
 import { snapshotHolderName } from '../../lib/export/run-snapshot';
 import { createExportJob } from '../../lib/jobs/export-job';
-import { createExportStepWork, createStartSteps } from '../../lib/jobs/export-steps';
+import { createExportStepWork } from '../../lib/jobs/export-steps';
+import { createStartSteps } from '../../lib/jobs/start-steps';
 import { runStepInline } from '../../lib/jobs/job-functions';
 import { runJobWorker } from '../../lib/jobs/run-job-worker';
 import { runStepWorker } from '../../lib/jobs/run-step-worker';

@@ -3,7 +3,6 @@ import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { gzipSync } from 'node:zlib';
 import postgres from 'postgres';
 import type { Sql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,8 +12,7 @@ import { describeSchema } from '../support/describe-schema';
 import { exportThroughJob } from '../support/export-through-job';
 import { startTestS3 } from '../support/s3';
 import type { TestS3 } from '../support/s3';
-import { buildTar } from '../fixtures/verification/build-tarball';
-import { unpackTarball } from '../fixtures/export/tarball';
+import { leftovers, rewriteTarball, rowsOf as rowsOfSchemas, stateOf as stateOfSchemas } from '../support/restore-checks';
 
 /**
  * `npm run restore` (issue "Tarballs that rebuild their schemas"), as a person runs it, on
@@ -25,7 +23,8 @@ import { unpackTarball } from '../fixtures/export/tarball';
 const run = promisify(execFile);
 const SCHEMAS = ['Water Rights', 'crm'];
 const FIXTURE = new URL('../fixtures/definition/rich-schemas.sql', import.meta.url);
-const q = (name: string) => `"${name.replaceAll('"', '""')}"`;
+const rowsOf = (sql: Sql, schemas: string[] = SCHEMAS) => rowsOfSchemas(sql, schemas);
+const stateOf = (sql: Sql) => stateOfSchemas(sql, SCHEMAS);
 
 let source: TestDatabase;
 let s3: TestS3;
@@ -58,39 +57,6 @@ async function emptyTarget(): Promise<TestDatabase> {
   const db = await createTestDatabase('waj_restore_target');
   databases.push(db);
   return db;
-}
-
-/** Every table's rows of the schemas, as text, in order: what a reader of the target would see. */
-async function rowsOf(sql: Sql, schemas: string[] = SCHEMAS): Promise<Record<string, string[]>> {
-  const tables = await sql<{ schema: string; name: string }[]>`
-    SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE n.nspname = ANY(${schemas}::text[]) AND c.relkind IN ('r', 'p') ORDER BY 1, 2`;
-  const rows: Record<string, string[]> = {};
-  for (const { schema, name } of tables) {
-    rows[`${schema}.${name}`] = (await sql.unsafe<{ r: string }[]>(`SELECT t::text AS r FROM ${q(schema)}.${q(name)} t ORDER BY 1`)).map((row) => row.r);
-  }
-  return rows;
-}
-
-async function leftovers(sql: Sql): Promise<string[]> {
-  return (await sql<{ name: string }[]>`SELECT nspname AS name FROM pg_namespace WHERE nspname LIKE 'waj\\_%' ORDER BY 1`).map((row) => row.name);
-}
-
-/** What a target holds, to show a refused restore changed nothing. */
-async function stateOf(sql: Sql): Promise<unknown> {
-  const schemas = (await sql<{ name: string }[]>`SELECT nspname AS name FROM pg_namespace WHERE nspname !~ '^(pg_|information_schema)' ORDER BY 1`).map((r) => r.name);
-  return { schemas, rows: await rowsOf(sql, schemas), catalog: await Promise.all(SCHEMAS.filter((s) => schemas.includes(s)).map((s) => describeSchema(sql, s, SCHEMAS))) };
-}
-
-/** A tarball unpacked, changed, and packed again in the export's entry order (gzip, not the export's members). */
-async function rewriteTarball(tgz: Buffer, change: (entries: { name: string; content: Buffer }[]) => { name: string; content: Buffer }[]): Promise<Buffer> {
-  const { folder, entries } = await unpackTarball(tgz);
-  try {
-    const files = await Promise.all(entries.filter((name) => !name.endsWith('/')).map(async (name) => ({ name, content: await readFile(join(folder, name)) })));
-    return gzipSync(await buildTar(change(files)));
-  } finally {
-    await rm(folder, { recursive: true, force: true });
-  }
 }
 
 let firstExport: string;

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { runStepInline } from '../../lib/jobs/job-functions';
 import { createExportJob } from '../../lib/jobs/export-job';
-import { createExportStepWork, createStartSteps } from '../../lib/jobs/export-steps';
+import { createExportStepWork } from '../../lib/jobs/export-steps';
+import { createStartSteps } from '../../lib/jobs/start-steps';
 import { runJobWorker } from '../../lib/jobs/run-job-worker';
 import { createTimeLimitedJob } from '../../lib/jobs/time-limited-job';
 import { METRICS_NAMESPACE } from '../../lib/metrics';

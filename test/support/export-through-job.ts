@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Sql } from 'postgres';
 import { createExportJob } from '../../lib/jobs/export-job';
-import { createExportStepWork, createStartSteps } from '../../lib/jobs/export-steps';
+import { createExportStepWork } from '../../lib/jobs/export-steps';
+import { createStartSteps } from '../../lib/jobs/start-steps';
 import { runStepInline } from '../../lib/jobs/job-functions';
 import { runJobWorker } from '../../lib/jobs/run-job-worker';
 import { createRunLedger } from '../../lib/runs/run-ledger';
@@ -12,7 +13,8 @@ import { downloadObject } from '../fixtures/export/tarball';
 /**
  * Exports `schemas` of a migrated database as the job does (coordinator, one moment, a step per
  * schema, inline), to `s3://bucket/export/<schema>.tgz`; with `folder`, also downloads each tarball
- * there as `<schema>.tgz` (what `npm run export:local` leaves). Throws unless the run succeeded.
+ * there as `<schema>.tgz` (what `npm run export:local` leaves). `configured`: the schemas configured
+ * (EXPORT_SCHEMAS) when a run exports fewer. Throws unless the run succeeded.
  */
 export async function exportThroughJob(
   target: { sql: Sql; url: string },
@@ -20,9 +22,11 @@ export async function exportThroughJob(
   bucket: string,
   schemas: string[],
   folder?: string,
+  configured: string[] = schemas,
 ): Promise<{ runId: string }> {
   const ledger = createRunLedger(target.sql);
-  const work = createExportStepWork({ bucket, prefix: 'export/', schemas }, s3);
+  // The configured schemas, as EXPORT_SCHEMAS: the path every definition is printed under.
+  const work = createExportStepWork({ bucket, prefix: 'export/', schemas: configured }, s3);
   const startSteps = createStartSteps({ mode: 'inline' }, schemas.length, (event) => runStepInline(work, event, { url: target.url }));
   const job = createExportJob({ schemas }, startSteps, { bound: 'unbounded' });
   const run = await ledger.enqueue('export', 'http', { schemas });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createStartSteps, stepMetadata } from '../../lib/jobs/export-steps';
+import { stepMetadata } from '../../lib/jobs/export-steps';
+import { createStartSteps } from '../../lib/jobs/start-steps';
 import { markFailureRecordedOnRun } from '../../lib/jobs/failure-recorded-on-run';
 import { parseStepEvent } from '../../lib/jobs/run-step-worker';
 import { WorkerEventError } from '../../lib/jobs/worker-event';
@@ -11,7 +12,7 @@ const RUN_ID = '0b5f3a52-6f7e-4f53-9a55-3c3f4bfb1d0e';
 function step(name: string, status: RunStep['status'], extra: Partial<RunStep> = {}): RunStep {
   return {
     id: `${name}-id`, runId: RUN_ID, position: 0, name, status, attempts: 1, queuedAt: '', startedAt: null, finishedAt: null,
-    leaseExpiresAt: null, lambdaRequestId: null, progress: null, result: null, error: null, verification: null, snapshotImportedAt: null, ...extra,
+    leaseExpiresAt: null, lambdaRequestId: null, progress: null, result: null, error: null, verification: null, snapshotImportedAt: null, input: null, stagedAt: null, ...extra,
   };
 }
 

@@ -1,0 +1,191 @@
+import { readFile } from 'node:fs/promises';
+import { PutObjectCommand, PutObjectTaggingCommand } from '@aws-sdk/client-s3';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RestoreSettings } from '../../lib/config';
+import { runStepInline } from '../../lib/jobs/job-functions';
+import { createRestoreJob } from '../../lib/jobs/restore-job';
+import { createRestoreStepWork } from '../../lib/jobs/restore-steps';
+import { runJobWorker } from '../../lib/jobs/run-job-worker';
+import { createStartSteps } from '../../lib/jobs/start-steps';
+import { createRestoreTarget } from '../../lib/restore/restore-target';
+import { createRunLedger } from '../../lib/runs/run-ledger';
+import type { RunLedger, RunWithSteps } from '../../lib/runs/run-ledger';
+import { downloadObject } from '../fixtures/export/tarball';
+import { createMigratedTestDatabase, createTestDatabase } from '../support/database';
+import type { TestDatabase } from '../support/database';
+import { describeSchema } from '../support/describe-schema';
+import { exportThroughJob } from '../support/export-through-job';
+import { leftovers, rewriteTarball, rowsOf, stateOf } from '../support/restore-checks';
+import { startTestS3 } from '../support/s3';
+import type { TestS3 } from '../support/s3';
+
+/**
+ * The restore job (issue "The fallback, end to end"), its coordinator and steps in this process
+ * (inline), against a real PostgreSQL and s3rver: tarballs made by the real export job into the
+ * bucket, restored into a database of their own; each refusal leaves the target as it was.
+ */
+
+const SCHEMAS = ['Water Rights', 'crm'];
+const FIXTURE = new URL('../fixtures/definition/rich-schemas.sql', import.meta.url);
+
+let source: TestDatabase;
+let target: TestDatabase;
+let s3: TestS3;
+let bucket: string;
+let ledger: RunLedger;
+const databases: TestDatabase[] = [];
+
+/** A restore run as restoreApi records it and restoreWorker carries it out, steps inline, two at once. */
+async function restoreRun(params: Record<string, unknown> = {}, into: TestDatabase = target): Promise<RunWithSteps> {
+  const settings: RestoreSettings = { bucket, prefix: 'export/', schemas: SCHEMAS, target: { url: into.url }, concurrency: 2, tableParallelism: 2 };
+  const restoreTarget = createRestoreTarget(settings.target);
+  const work = createRestoreStepWork(settings, s3.client, restoreTarget);
+  const startSteps = createStartSteps({ mode: 'inline' }, 2, (event) => runStepInline(work, event, { url: source.url }));
+  const job = createRestoreJob(settings, startSteps, { s3: s3.client, target: restoreTarget, sourceDatabaseUrl: async () => source.url });
+  const run = await ledger.enqueue('restore', 'http', job.parseParams(params));
+  await runJobWorker(job, { kind: 'run', runId: run.id }, { leaseMs: 60_000 }, { sql: source.sql, ledger }).catch(() => {});
+  return (await ledger.getWithSteps(run.id))!;
+}
+
+async function putTarball(schema: string, body: Buffer): Promise<void> {
+  await s3.client.send(new PutObjectCommand({ Bucket: bucket, Key: `export/${schema}.tgz`, Body: body }));
+}
+
+beforeAll(async () => {
+  source = await createMigratedTestDatabase('waj_restore_job_source');
+  await source.sql.unsafe(await readFile(FIXTURE, 'utf8'));
+  ledger = createRunLedger(source.sql);
+  s3 = await startTestS3();
+  bucket = await s3.createBucket();
+  target = await createTestDatabase('waj_restore_job_target');
+  databases.push(target);
+}, 120_000);
+
+afterAll(async () => {
+  for (const db of databases) await db.drop().catch(() => {});
+  await s3?.close();
+  await source?.drop();
+});
+
+describe('the restore job', () => {
+  let exportRunId: string;
+
+  it('restores every schema of the latest export: one step each, the last puts them in place; catalog, rows and next values are the source’s', async () => {
+    ({ runId: exportRunId } = await exportThroughJob(source, s3.client, bucket, SCHEMAS));
+    const run = await restoreRun();
+    expect(run.status, run.error ?? '').toBe('succeeded');
+    expect(run.steps.map((s) => [s.name, s.status])).toEqual([
+      ['Water Rights', 'succeeded'],
+      ['crm', 'succeeded'],
+    ]);
+    // Exactly one step put the run's schemas in place, and every step loaded its tarball of the one export run.
+    expect(run.steps.filter((s) => s.result?.replaced).length).toBe(1);
+    expect(run.steps.map((s) => s.result?.exportRunId)).toEqual([exportRunId, exportRunId]);
+    expect(run.steps.map((s) => [s.result?.tables, s.result?.rows])).toEqual([
+      [11, 16],
+      [2, 7],
+    ]);
+    const exported = await ledger.get(exportRunId);
+    expect(run.asOf).toBe(exported!.asOf);
+
+    for (const schema of SCHEMAS) expect(await describeSchema(target.sql, schema, SCHEMAS)).toEqual(await describeSchema(source.sql, schema, SCHEMAS));
+    expect(await rowsOf(target.sql, SCHEMAS)).toEqual(await rowsOf(source.sql, SCHEMAS));
+    const sequences = await source.sql<{ name: string }[]>`
+      SELECT quote_ident(schemaname) || '.' || quote_ident(sequencename) AS name FROM pg_sequences WHERE schemaname = ANY(${SCHEMAS}::text[]) ORDER BY 1`;
+    for (const { name } of sequences) {
+      const next = async (url: string) => {
+        const sql = postgres(url, { max: 1, onnotice: () => {} });
+        try {
+          return (await sql.unsafe<{ v: string }[]>(`SELECT nextval('${name.replaceAll("'", "''")}'::regclass)::text AS v`))[0]!.v;
+        } finally {
+          await sql.end();
+        }
+      };
+      expect(await next(target.url), name).toBe(await next(source.url));
+    }
+    // A foreign key between the two schemas points at the restored table, not a dropped one.
+    const [crossKeys] = await target.sql<{ n: number }[]>`
+      SELECT count(*)::int AS n FROM pg_constraint k JOIN pg_namespace a ON a.oid = k.connamespace JOIN pg_class r ON r.oid = k.confrelid JOIN pg_namespace b ON b.oid = r.relnamespace
+      WHERE k.contype = 'f' AND a.nspname <> b.nspname AND a.nspname = ANY(${SCHEMAS}::text[]) AND b.nspname = ANY(${SCHEMAS}::text[])`;
+    expect(crossKeys!.n).toBeGreaterThan(0);
+    const [comment] = await target.sql<{ c: string }[]>`SELECT obj_description(oid, 'pg_namespace') AS c FROM pg_namespace WHERE nspname = 'crm'`;
+    expect(comment!.c).toContain(`restore run ${run.id}, export run ${exportRunId}`);
+    expect(await leftovers(target.sql)).toEqual([]);
+  });
+
+  describe('refused, the target still holds the previous restore, every schema of it', () => {
+    let before: unknown;
+
+    beforeAll(async () => {
+      before = await stateOf(target.sql, SCHEMAS);
+    });
+
+    async function refused(params: Record<string, unknown>, pattern: RegExp): Promise<RunWithSteps> {
+      const run = await restoreRun(params);
+      expect(run.status).toBe('failed');
+      expect(run.error).toMatch(pattern);
+      expect(await stateOf(target.sql, SCHEMAS)).toEqual(before);
+      expect(await leftovers(target.sql)).toEqual([]);
+      return run;
+    }
+
+    it('one value changed in one CSV after the export (manifest kept): its step fails naming the table, the run fails', async () => {
+      const original = await downloadObject(s3.client, bucket, 'export/crm.tgz');
+      const changed = await rewriteTarball(original, (entries) =>
+        entries.map((e) => (e.name === 'crm/customers.csv' ? { ...e, content: Buffer.from(e.content.toString().replace('Anglian Farms', 'Anglian Farmz')) } : e)),
+      );
+      // The object's metadata kept too: the change is the bytes alone.
+      await s3.client.send(new PutObjectCommand({ Bucket: bucket, Key: 'export/crm.tgz', Body: changed, Metadata: { 'run-id': exportRunId, schema: 'crm' } }));
+      try {
+        const run = await refused({}, /crm failed: .*table "customers".*sha256 expected/);
+        expect(run.steps.find((s) => s.name === 'crm')).toMatchObject({ status: 'failed', error: expect.stringMatching(/table "customers"/) });
+      } finally {
+        await s3.client.send(new PutObjectCommand({ Bucket: bucket, Key: 'export/crm.tgz', Body: original, Metadata: { 'run-id': exportRunId, schema: 'crm' } }));
+      }
+    });
+
+    it('a tarball the verifier tagged verified=false: refused naming it, before anything is built', async () => {
+      await s3.client.send(new PutObjectTaggingCommand({ Bucket: bucket, Key: 'export/crm.tgz', Tagging: { TagSet: [{ Key: 'verified', Value: 'false' }] } }));
+      try {
+        const run = await refused({}, /export\/crm\.tgz is tagged verified=false/);
+        expect(run.steps).toEqual([]);
+      } finally {
+        await s3.client.send(new PutObjectTaggingCommand({ Bucket: bucket, Key: 'export/crm.tgz', Tagging: { TagSet: [{ Key: 'verified', Value: 'true' }] } }));
+      }
+    });
+
+    it('tarballs of different export runs: refused unless the request names the schemas', async () => {
+      await source.sql`INSERT INTO crm.customers (name) VALUES ('Only In The Second Export')`;
+      const { runId: second } = await exportThroughJob(source, s3.client, bucket, ['crm'], undefined, SCHEMAS);
+      await refused({}, new RegExp(`different export runs \\(Water Rights from ${exportRunId}; crm from ${second}\\)`));
+      await refused({ exportRunId }, new RegExp(`not all of export run ${exportRunId}`));
+
+      const named = await restoreRun({ schemas: SCHEMAS });
+      expect(named.status, named.error ?? '').toBe('succeeded');
+      expect(await rowsOf(target.sql, ['crm'])).toEqual(await rowsOf(source.sql, ['crm']));
+      expect(named.asOf).toBeNull();
+      before = await stateOf(target.sql, SCHEMAS);
+    });
+
+    it('a tarball whose definition names a replaced schema outright (exported with another list of schemas): refused before the swap, which would bind it to the old one', async () => {
+      // Exported with crm alone configured, its column of type "Water Rights".licence_status is
+      // printed qualified: a restore of both would point it at the old "Water Rights", then drop it.
+      await exportThroughJob(source, s3.client, bucket, ['crm'], undefined, ['crm']);
+      await refused({ schemas: SCHEMAS }, /would refer to the ones they replace: column preferred_status of table (\S+\.)?customers refers to type "Water Rights"\.licence_status/);
+    });
+
+    it('a schema with no tarball: refused naming the key', async () => {
+      await putTarball('Water Rights', await downloadObject(s3.client, bucket, 'export/Water Rights.tgz'));
+      const run = await refused({ schemas: ['crm'], exportRunId: '00000000-0000-4000-8000-000000000000' }, /not all of export run/);
+      expect(run.steps).toEqual([]);
+    });
+  });
+
+  it('the target is the database the export reads: refused, nothing created there', async () => {
+    const run = await restoreRun({ schemas: ['crm'] }, source);
+    expect(run.status).toBe('failed');
+    expect(run.error).toMatch(/the database the export reads/);
+    expect(await leftovers(source.sql)).toEqual([]);
+  });
+});

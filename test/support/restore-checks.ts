@@ -1,0 +1,45 @@
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import type { Sql } from 'postgres';
+import { buildTar } from '../fixtures/verification/build-tarball';
+import { unpackTarball } from '../fixtures/export/tarball';
+import { describeSchema } from './describe-schema';
+
+/** What the restore tests read of a target: its rows, its leftovers, its whole state, and tarballs changed after the export. */
+
+const q = (name: string) => `"${name.replaceAll('"', '""')}"`;
+
+/** Every table's rows of the schemas, as text, in order: what a reader of the target would see. */
+export async function rowsOf(sql: Sql, schemas: string[]): Promise<Record<string, string[]>> {
+  const tables = await sql<{ schema: string; name: string }[]>`
+    SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = ANY(${schemas}::text[]) AND c.relkind IN ('r', 'p') ORDER BY 1, 2`;
+  const rows: Record<string, string[]> = {};
+  for (const { schema, name } of tables) {
+    rows[`${schema}.${name}`] = (await sql.unsafe<{ r: string }[]>(`SELECT t::text AS r FROM ${q(schema)}.${q(name)} t ORDER BY 1`)).map((row) => row.r);
+  }
+  return rows;
+}
+
+/** Staging and retired schemas a restore left behind. */
+export async function leftovers(sql: Sql): Promise<string[]> {
+  return (await sql<{ name: string }[]>`SELECT nspname AS name FROM pg_namespace WHERE nspname LIKE 'waj\\_%' ORDER BY 1`).map((row) => row.name);
+}
+
+/** What a target holds (its schemas, their rows, the catalog of `restored`), to show a refused restore changed nothing. */
+export async function stateOf(sql: Sql, restored: string[]): Promise<unknown> {
+  const schemas = (await sql<{ name: string }[]>`SELECT nspname AS name FROM pg_namespace WHERE nspname !~ '^(pg_|information_schema)' ORDER BY 1`).map((r) => r.name);
+  return { schemas, rows: await rowsOf(sql, schemas), catalog: await Promise.all(restored.filter((s) => schemas.includes(s)).map((s) => describeSchema(sql, s, restored))) };
+}
+
+/** A tarball unpacked, changed, and packed again in the export's entry order (gzip, not the export's members). */
+export async function rewriteTarball(tgz: Buffer, change: (entries: { name: string; content: Buffer }[]) => { name: string; content: Buffer }[]): Promise<Buffer> {
+  const { folder, entries } = await unpackTarball(tgz);
+  try {
+    const files = await Promise.all(entries.filter((name) => !name.endsWith('/')).map(async (name) => ({ name, content: await readFile(join(folder, name)) })));
+    return gzipSync(await buildTar(change(files)));
+  } finally {
+    await rm(folder, { recursive: true, force: true });
+  }
+}
