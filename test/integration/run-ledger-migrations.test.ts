@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
+import { JOB_NAMES } from '../../lib/runs/run';
 import { afterEach, describe, expect, it } from 'vitest';
 import { migrateDatabase } from '../../scripts/migrate-database';
 import { LedgerNotMigratedError } from '../../lib/runs/run-errors';
@@ -87,6 +88,8 @@ describe('migrateDatabase', () => {
       'error text null',
       'verification jsonb null',
       'snapshot_imported_at timestamp with time zone null',
+      'input jsonb null',
+      'staged_at timestamp with time zone null',
     ]);
 
     const [run] = await sql<{ id: string }[]>`INSERT INTO jobs.runs (job, trigger) VALUES ('export', 'http') RETURNING id`;
@@ -116,6 +119,8 @@ describe('migrateDatabase', () => {
     const [ok] = await sql<{ params: unknown; attempts: number; status: string }[]>`
       INSERT INTO jobs.runs (job, trigger) VALUES ('export', 'http') RETURNING params, attempts, status`;
     expect(ok).toEqual({ params: {}, attempts: 0, status: 'queued' });
+    // Every job of the vocabulary (lib/runs/run.ts), the restore included.
+    for (const job of JOB_NAMES.filter((name) => name !== 'export')) await sql`INSERT INTO jobs.runs (job, trigger) VALUES (${job}, 'http')`;
 
     await expect(sql`INSERT INTO jobs.runs (job, trigger) VALUES ('exports', 'http')`).rejects.toMatchObject({ code: '23514' });
     await expect(sql`INSERT INTO jobs.runs (job, trigger) VALUES ('time-limited', 'cron')`).rejects.toMatchObject({ code: '23514' });

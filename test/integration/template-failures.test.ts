@@ -23,7 +23,7 @@ function resource(id: string) {
 }
 
 describe('asynchronous invocations of the workers', () => {
-  it.each(['exportWorker', 'exportSchemaWorker', 'timeLimitedWorker'])('%s: bounded retries and event age, failures to the failed-runs queue', (key) => {
+  it.each(['exportWorker', 'exportSchemaWorker', 'timeLimitedWorker', 'restoreWorker', 'restoreSchemaWorker'])('%s: bounded retries and event age, failures to the failed-runs queue', (key) => {
     const worker = requireFunction(template, key);
     const configs = resourcesOfType(template, 'AWS::Lambda::EventInvokeConfig').filter(
       ([, c]) => (c.Properties?.FunctionName as { Ref?: string }).Ref === worker.logicalId,
@@ -44,7 +44,14 @@ describe('asynchronous invocations of the workers', () => {
     const configured = resourcesOfType(template, 'AWS::Lambda::EventInvokeConfig').map(
       ([, c]) => (c.Properties?.FunctionName as { Ref?: string }).Ref,
     );
-    expect(configured.sort()).toEqual(['ExportSchemaWorkerLambdaFunction', 'ExportVerifierLambdaFunction', 'ExportWorkerLambdaFunction', 'TimeLimitedWorkerLambdaFunction']);
+    expect(configured.sort()).toEqual([
+      'ExportSchemaWorkerLambdaFunction',
+      'ExportVerifierLambdaFunction',
+      'ExportWorkerLambdaFunction',
+      'RestoreSchemaWorkerLambdaFunction',
+      'RestoreWorkerLambdaFunction',
+      'TimeLimitedWorkerLambdaFunction',
+    ]);
   });
 });
 
@@ -68,7 +75,7 @@ describe('the failed-runs queue', () => {
     expect(resource('JobsAlarmTopic').Type).toBe('AWS::SNS::Topic');
   });
 
-  it.each(['exportWorker', 'exportSchemaWorker', 'timeLimitedWorker'])('%s: an alarm on its Errors, sent to the same topic', (key) => {
+  it.each(['exportWorker', 'exportSchemaWorker', 'timeLimitedWorker', 'restoreWorker', 'restoreSchemaWorker'])('%s: an alarm on its Errors, sent to the same topic', (key) => {
     const worker = requireFunction(template, key);
     const alarms = resourcesOfType(template, 'AWS::CloudWatch::Alarm').filter(
       ([, a]) =>
@@ -106,7 +113,7 @@ describe('the CloudWatch dashboard of the jobs', () => {
     expect(ours.length).toBeGreaterThan(0);
     for (const line of ours) {
       expect(Object.values(METRIC)).toContain(line[1]);
-      expect(line.slice(2, 6)).toEqual(['service', METRICS_SERVICE, 'job', expect.stringMatching(/^(export|time-limited)$/)]);
+      expect(line.slice(2, 6)).toEqual(['service', METRICS_SERVICE, 'job', expect.stringMatching(/^(export|time-limited|restore)$/)]);
     }
     const searches = lines.map((line) => (line[0] as { expression?: string }).expression).filter((e): e is string => typeof e === 'string');
     expect(searches.length).toBeGreaterThan(0);
@@ -114,11 +121,18 @@ describe('the CloudWatch dashboard of the jobs', () => {
       expect(search).toContain(`{${METRICS_NAMESPACE},service,job,schema}`);
       expect(Object.values(METRIC)).toContain(/MetricName="(\w+)"/.exec(search)?.[1]);
     }
-    // Per job: duration and outcome; per export schema: duration, rows, bytes and failures.
+    // Per job: duration and outcome; per export schema: duration, rows, bytes and failures; per restored schema: duration and failures.
     expect(new Set(ours.map((line) => `${String(line[1])} ${String(line[5])}`))).toEqual(
-      new Set(['Duration export', 'Duration time-limited', 'Succeeded export', 'Failed export', 'Skipped export', 'Succeeded time-limited', 'Failed time-limited', 'Skipped time-limited', 'Rows time-limited']),
+      new Set([
+        'Duration export', 'Duration time-limited', 'Duration restore',
+        'Succeeded export', 'Failed export', 'Skipped export',
+        'Succeeded time-limited', 'Failed time-limited', 'Skipped time-limited', 'Rows time-limited',
+        'Succeeded restore', 'Failed restore',
+      ]),
     );
-    expect(searches.map((s) => /MetricName="(\w+)"/.exec(s)?.[1]).sort()).toEqual(['Bytes', 'Duration', 'Failed', 'Rows']);
+    expect(searches.map((s) => `${/MetricName="(\w+)"/.exec(s)?.[1]} ${/job="([\w-]+)"/.exec(s)?.[1]}`).sort()).toEqual([
+      'Bytes export', 'Duration export', 'Duration restore', 'Failed export', 'Failed restore', 'Rows export',
+    ]);
   });
 
   it('shows every alarm of the stack', () => {

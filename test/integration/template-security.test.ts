@@ -32,14 +32,26 @@ const ACTIONS_ALLOWED_ON_ANY_RESOURCE = [
   'ec2:UnassignPrivateIpAddresses',
 ];
 
-/** Who may invoke whom, and the setting that names the target: an API its worker; the export's coordinator its schema worker. */
-const INVOKERS = {
-  exportApi: ['exportWorker', 'EXPORT_WORKER_FUNCTION'],
-  timeLimitedApi: ['timeLimitedWorker', 'TIME_LIMITED_WORKER_FUNCTION'],
-  exportWorker: ['exportSchemaWorker', 'EXPORT_SCHEMA_WORKER_FUNCTION'],
-} as const;
-const WORKERS = ['exportWorker', 'exportSchemaWorker', 'timeLimitedWorker'] as const;
-const ALL_FUNCTIONS = ['exportApi', 'exportWorker', 'exportSchemaWorker', 'timeLimitedApi', 'timeLimitedWorker', 'getRun', 'listRuns', 'dashboard', 'exportVerifier'];
+/**
+ * Who may invoke whom, and the setting that names each target: an API its worker; a coordinator its
+ * schema worker; whatever may close an export run (its last step, the coordinator running steps
+ * inline, the verifier of its last tarball) the restore's coordinator, for a run that asked for one.
+ */
+const INVOKERS: Record<string, [worker: string, variable: string][]> = {
+  exportApi: [['exportWorker', 'EXPORT_WORKER_FUNCTION']],
+  timeLimitedApi: [['timeLimitedWorker', 'TIME_LIMITED_WORKER_FUNCTION']],
+  restoreApi: [['restoreWorker', 'RESTORE_WORKER_FUNCTION']],
+  exportWorker: [
+    ['exportSchemaWorker', 'EXPORT_SCHEMA_WORKER_FUNCTION'],
+    ['restoreWorker', 'RESTORE_WORKER_FUNCTION'],
+  ],
+  exportSchemaWorker: [['restoreWorker', 'RESTORE_WORKER_FUNCTION']],
+  exportVerifier: [['restoreWorker', 'RESTORE_WORKER_FUNCTION']],
+  restoreWorker: [['restoreSchemaWorker', 'RESTORE_SCHEMA_WORKER_FUNCTION']],
+};
+const WORKERS = ['exportWorker', 'exportSchemaWorker', 'timeLimitedWorker', 'restoreWorker', 'restoreSchemaWorker'] as const;
+const RESTORE_FUNCTIONS = ['restoreWorker', 'restoreSchemaWorker'];
+const ALL_FUNCTIONS = ['exportApi', 'exportWorker', 'exportSchemaWorker', 'timeLimitedApi', 'timeLimitedWorker', 'restoreApi', ...RESTORE_FUNCTIONS, 'getRun', 'listRuns', 'dashboard', 'exportVerifier'];
 /** The dashboard page: fixed files, no data, so no key and no database. */
 const OPEN_ROUTES = ['GET /jobs/dashboard'];
 const FUNCTIONS_WITHOUT_DATABASE = ['dashboard'];
@@ -53,10 +65,10 @@ beforeAll(async () => {
 }, PACKAGING_TIMEOUT);
 
 describe('authentication at API Gateway', () => {
-  it('requires an API key (or IAM) on every /jobs route but /jobs/dashboard, the only open one; the routes are the five expected', () => {
+  it('requires an API key (or IAM) on every /jobs route but /jobs/dashboard, the only open one; the routes are the six expected', () => {
     const methods = resourcesOfType(template, 'AWS::ApiGateway::Method');
     const routes = methods.map(([id, method]) => `${String(method.Properties?.HttpMethod)} ${methodPath(template, id)}`);
-    expect(routes.sort()).toEqual(['ANY /jobs/export', 'ANY /jobs/time-limited', 'GET /jobs/dashboard', 'GET /jobs/runs/{id}', 'GET /jobs/{job}/runs']);
+    expect(routes.sort()).toEqual(['ANY /jobs/export', 'ANY /jobs/restore', 'ANY /jobs/time-limited', 'GET /jobs/dashboard', 'GET /jobs/runs/{id}', 'GET /jobs/{job}/runs']);
 
     const open: string[] = [];
     for (const [id, method] of methods) {
@@ -147,23 +159,18 @@ describe('IAM: one least-privilege role per function', () => {
     }
   });
 
-  it('lets an API function invoke its own worker, the export coordinator its schema worker, and nothing else', () => {
+  it('lets an API function invoke its own worker, a coordinator its schema worker, what closes an export run the restore, and nothing else', () => {
     for (const fn of lambdaFunctions(template).values()) {
       const invokes = permissionsOfRole(template, fn.roleId!).filter((p) => p.startsWith('lambda:'));
-      const invoked = INVOKERS[fn.key as keyof typeof INVOKERS];
-      if (invoked) {
-        const [worker, variable] = invoked;
-        const target = requireFunction(template, worker);
-        expect(invokes, fn.key).toEqual([`lambda:InvokeFunction on ${show({ 'Fn::GetAtt': [target.logicalId, 'Arn'] })}`]);
-        // The name it dispatches to is that same function.
-        expect(fn.environment[variable]).toBe(target.properties.FunctionName);
-      } else {
-        expect(invokes, `${fn.key} may invoke functions`).toEqual([]);
-      }
+      const invoked = INVOKERS[fn.key] ?? [];
+      const expected = invoked.map(([worker]) => `lambda:InvokeFunction on ${show({ 'Fn::GetAtt': [requireFunction(template, worker).logicalId, 'Arn'] })}`);
+      expect(invokes, `what ${fn.key} may invoke`).toEqual(expected.sort());
+      // The name each dispatches to is that same function.
+      for (const [worker, variable] of invoked) expect(fn.environment[variable], `${fn.key}: ${variable}`).toBe(requireFunction(template, worker).properties.FunctionName);
     }
   });
 
-  it('lets only the export schema worker and the verifier touch S3: put and abort, read and tag, under the export prefix of its bucket', () => {
+  it('lets only the export schema worker, the verifier and the restore touch S3: put and abort; read and tag; read with tags; under the export prefix of its bucket', () => {
     const exportWorker = requireFunction(template, 'exportSchemaWorker');
     const bucket = exportWorker.environment.EXPORT_BUCKET;
     const prefix = exportWorker.environment.EXPORT_PREFIX;
@@ -178,15 +185,19 @@ describe('IAM: one least-privilege role per function', () => {
       } else if (fn.key === 'exportVerifier') {
         const actions = ['GetObject', 'GetObjectVersion', 'PutObjectTagging', 'PutObjectVersionTagging'];
         expect(s3).toEqual(actions.map((action) => `s3:${action} on ${exportObjects}`));
+      } else if (RESTORE_FUNCTIONS.includes(fn.key)) {
+        const actions = ['GetObject', 'GetObjectTagging', 'GetObjectVersion', 'GetObjectVersionTagging'];
+        expect(s3, fn.key).toEqual(actions.map((action) => `s3:${action} on ${exportObjects}`));
       } else {
         expect(s3, `${fn.key} may use S3`).toEqual([]);
       }
     }
   });
 
-  it('lets every function but the dashboard read the one database parameter (decrypting only through SSM) and nothing else of SSM or KMS', () => {
+  it('lets every function but the dashboard read the database parameter, the restore functions alone the target\'s too (decrypting only through SSM), and nothing else of SSM or KMS', () => {
     for (const fn of lambdaFunctions(template).values()) {
       const parameterName = fn.environment.DATABASE_URL_PARAMETER;
+      const targetName = fn.environment.RESTORE_DATABASE_URL_PARAMETER;
       const permissions = permissionsOfRole(template, fn.roleId!).filter((p) => /^(ssm|kms|secretsmanager):/.test(p));
       if (FUNCTIONS_WITHOUT_DATABASE.includes(fn.key)) {
         expect(permissions, fn.key).toEqual([]);
@@ -195,18 +206,22 @@ describe('IAM: one least-privilege role per function', () => {
         continue;
       }
       expect(parameterName, `${fn.key}: DATABASE_URL_PARAMETER`).toMatch(/^\/[\w./-]+$/);
-      const parameterArn = { 'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${parameterName}` };
-      expect(permissions, fn.key).toEqual([
-        `kms:Decrypt on ${show({ 'Fn::Sub': 'arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*' })}`,
-        `ssm:GetParameter on ${show(parameterArn)}`,
-      ]);
-      const decrypt = iamStatements(template).find((s) => s.role === fn.roleId && s.actions.includes('kms:Decrypt'));
-      expect(decrypt?.raw.Condition, `${fn.key}: kms:Decrypt without its conditions`).toEqual({
-        StringEquals: {
-          'kms:ViaService': { 'Fn::Sub': 'ssm.${AWS::Region}.amazonaws.com' },
-          'kms:EncryptionContext:PARAMETER_ARN': parameterArn,
-        },
-      });
+      const names = [parameterName!];
+      if (RESTORE_FUNCTIONS.includes(fn.key)) {
+        expect(targetName, `${fn.key}: RESTORE_DATABASE_URL_PARAMETER`).toMatch(/^\/[\w./-]+$/);
+        expect(targetName).not.toBe(parameterName);
+        names.push(targetName!);
+      } else {
+        expect(targetName, `${fn.key} holds the target's parameter name`).toBeUndefined();
+      }
+      const arns = names.map((name) => ({ 'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${name}` }));
+      const key = `kms:Decrypt on ${show({ 'Fn::Sub': 'arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*' })}`;
+      expect(permissions, fn.key).toEqual([...names.map(() => key), ...arns.map((arn) => `ssm:GetParameter on ${show(arn)}`)].sort());
+      // Each key use is for one of its parameters, through SSM only.
+      const decrypts = iamStatements(template).filter((s) => s.role === fn.roleId && s.actions.includes('kms:Decrypt'));
+      expect(decrypts.map((d) => d.raw.Condition), `${fn.key}: kms:Decrypt without its conditions`).toEqual(
+        arns.map((arn) => ({ StringEquals: { 'kms:ViaService': { 'Fn::Sub': 'ssm.${AWS::Region}.amazonaws.com' }, 'kms:EncryptionContext:PARAMETER_ARN': arn } })),
+      );
     }
   });
 
@@ -217,7 +232,7 @@ describe('IAM: one least-privilege role per function', () => {
       expect(sqs, fn.key).toEqual(ASYNC_FUNCTIONS.includes(fn.key) ? [`sqs:SendMessage on ${queueArn}`] : []);
 
       // Whatever the checks above did not name is a permission nobody asked for.
-      const known = /^(logs:(CreateLogStream|PutLogEvents)|ec2:|ssm:GetParameter |kms:Decrypt |lambda:InvokeFunction |s3:(PutObject|AbortMultipartUpload|GetObject|GetObjectVersion|PutObjectTagging|PutObjectVersionTagging) |sqs:SendMessage )/;
+      const known = /^(logs:(CreateLogStream|PutLogEvents)|ec2:|ssm:GetParameter |kms:Decrypt |lambda:InvokeFunction |s3:(PutObject|AbortMultipartUpload|GetObject|GetObjectVersion|GetObjectTagging|GetObjectVersionTagging|PutObjectTagging|PutObjectVersionTagging) |sqs:SendMessage )/;
       expect(permissionsOfRole(template, fn.roleId!).filter((p) => !known.test(p)), `${fn.key} has unexpected permissions`).toEqual([]);
     }
   });
@@ -292,6 +307,8 @@ describe('secrets', () => {
     expect(names('exportApi')).toEqual(['DATABASE_URL_PARAMETER', 'EXPORT_SCHEMAS', 'EXPORT_WORKER_FUNCTION', 'JOB_DISPATCH', 'LAMBDA_ENDPOINT', 'LOG_LEVEL']);
     expect(names('timeLimitedWorker')).toEqual(['DATABASE_URL_PARAMETER', 'JOBS_TIME_ZONE', 'LOG_LEVEL', 'TIME_LIMITED_DAYS']);
     expect(names('exportSchemaWorker')).not.toContain('EXPORT_SCHEMA_WORKER_FUNCTION');
+    expect(names('restoreApi')).toEqual(['DATABASE_URL_PARAMETER', 'EXPORT_SCHEMAS', 'JOB_DISPATCH', 'LAMBDA_ENDPOINT', 'LOG_LEVEL', 'RESTORE_WORKER_FUNCTION']);
+    expect(names('restoreSchemaWorker')).not.toContain('RESTORE_SCHEMA_WORKER_FUNCTION');
   });
 
   it('puts no secret in any function environment (or anywhere in the template)', () => {

@@ -16,6 +16,7 @@ const OPERATOR_ENV = {
   JOBS_SECURITY_GROUP_ID: 'sg-0123456789abcdef0',
   ALARM_EMAIL: 'water-jobs-alarms@example.gov.uk',
   DATABASE_URL_PARAMETER: '/wrls/prod/jobs/database-url',
+  RESTORE_DATABASE_URL_PARAMETER: '/wrls/prod/reporting/database-url',
 };
 
 /** Logical ids without the hashes serverless adds to versions and deployments. */
@@ -33,7 +34,7 @@ describe('stages', () => {
   it('packages prod offline with the documented placeholders', async () => {
     const prod = await loadPackagedTemplate('prod');
     const functions = [...lambdaFunctions(prod).values()];
-    expect(functions).toHaveLength(9);
+    expect(functions).toHaveLength(12);
     for (const fn of functions) expect(String(fn.properties.FunctionName)).toMatch(/^water-abstraction-jobs-prod-/);
     if (!process.env.JOBS_SUBNET_IDS && !process.env.JOBS_SECURITY_GROUP_ID) {
       for (const vpc of vpcOf(prod)) {
@@ -54,6 +55,8 @@ describe('stages', () => {
       });
       // The dashboard serves fixed files: it has no database setting at all.
       expect(fn.environment.DATABASE_URL_PARAMETER, fn.key).toBe(fn.key === 'dashboard' ? undefined : OPERATOR_ENV.DATABASE_URL_PARAMETER);
+      // The target of the restore: only the restore's workers hold its name.
+      expect(fn.environment.RESTORE_DATABASE_URL_PARAMETER, fn.key).toBe(/^restore(Schema)?Worker$/.test(fn.key) ? OPERATOR_ENV.RESTORE_DATABASE_URL_PARAMETER : undefined);
     }
     const subscriptions = resourcesOfType(prod, 'AWS::SNS::Subscription');
     expect(subscriptions).toHaveLength(1);
