@@ -5,6 +5,7 @@ import {
   readDispatchSettings,
   readStepDispatchSettings,
   readExportSettings,
+  readRestoreSettings,
   readTimeLimitedSettings,
   runsInAws,
   runsOffline,
@@ -137,5 +138,35 @@ describe('where the process runs', () => {
     const invokeLocal = { ...lambda, IS_LOCAL: 'true' };
     expect([runsInAws(invokeLocal), runsOffline(invokeLocal), runsUnderInvokeLocal(invokeLocal)]).toEqual([false, false, true]);
     expect([runsInAws({}), runsOffline({}), runsUnderInvokeLocal({})]).toEqual([false, false, false]);
+  });
+});
+
+describe('readRestoreSettings', () => {
+  const base = { EXPORT_BUCKET: 'b' };
+
+  it('stops at cold start without a target, naming both settings', () => {
+    expect(() => readRestoreSettings(base)).toThrow(ConfigError);
+    expect(() => readRestoreSettings(base)).toThrow(/RESTORE_DATABASE_URL is not set: .*or RESTORE_DATABASE_URL_PARAMETER/);
+  });
+
+  it('takes the target from the URL (local) over the parameter (deployed), and the export\'s bucket, prefix and schemas', () => {
+    expect(readRestoreSettings({ ...base, RESTORE_DATABASE_URL_PARAMETER: '/x/y' })).toEqual({
+      bucket: 'b',
+      prefix: 'export/',
+      schemas: ['water', 'returns', 'crm', 'crm_v2', 'idm', 'permit'],
+      s3Endpoint: undefined,
+      target: { urlParameter: '/x/y' },
+      concurrency: 3,
+      tableParallelism: undefined,
+    });
+    const both = readRestoreSettings({ ...base, RESTORE_DATABASE_URL: 'postgres://r@h/reporting', RESTORE_DATABASE_URL_PARAMETER: '/x/y', RESTORE_CONCURRENCY: '2', RESTORE_TABLE_PARALLELISM: '4' });
+    expect(both).toMatchObject({ target: { url: 'postgres://r@h/reporting' }, concurrency: 2, tableParallelism: 4 });
+  });
+
+  it('refuses the export\'s own database as the target, and bad numbers, naming the setting', () => {
+    expect(() => readRestoreSettings({ ...base, DATABASE_URL: 'postgres://a@h/db', RESTORE_DATABASE_URL: 'postgres://a@h/db' })).toThrow(/RESTORE_DATABASE_URL is DATABASE_URL/);
+    expect(() => readRestoreSettings({ ...base, RESTORE_DATABASE_URL: 'mysql://h/db' })).toThrow(/RESTORE_DATABASE_URL must start with postgres/);
+    for (const bad of ['0', 'x', '101']) expect(() => readRestoreSettings({ ...base, RESTORE_DATABASE_URL_PARAMETER: '/p', RESTORE_CONCURRENCY: bad })).toThrow(/RESTORE_CONCURRENCY/);
+    for (const bad of ['0', '17']) expect(() => readRestoreSettings({ ...base, RESTORE_DATABASE_URL_PARAMETER: '/p', RESTORE_TABLE_PARALLELISM: bad })).toThrow(/RESTORE_TABLE_PARALLELISM/);
   });
 });
