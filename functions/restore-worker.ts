@@ -4,6 +4,7 @@ import { createS3Client } from '../lib/clients/s3';
 import { readRestoreSettings } from '../lib/config';
 import { createJobWorkerFunction } from '../lib/jobs/job-functions';
 import { createFannedOutRestore } from '../lib/jobs/restore-steps';
+import { buildEventHandler } from '../lib/event-invocation';
 import { logger } from '../lib/logger';
 
 /**
@@ -11,7 +12,10 @@ import { logger } from '../lib/logger';
  * hand. Creates every schema's staging copy in the target and hands each schema to
  * restoreSchemaWorker (in this process under `sls invoke local`).
  */
-const settings = readRestoreSettings(process.env);
-const { job } = createFannedOutRestore(process.env, settings, createS3Client({ endpoint: settings.s3Endpoint }));
+const worker = buildEventHandler(process.env, () => {
+  const settings = readRestoreSettings(process.env);
+  const { job } = createFannedOutRestore(process.env, settings, createS3Client({ endpoint: settings.s3Endpoint }));
+  return createJobWorkerFunction(job, process.env);
+});
 
-export const handler = middy(createJobWorkerFunction(job, process.env)).use(injectLambdaContext(logger));
+export const handler = middy(worker).use(injectLambdaContext(logger));

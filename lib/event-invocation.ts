@@ -29,3 +29,21 @@ export async function runEventInvocation<T, F>(
     if (runsUnderInvokeLocal(env)) await closeDatabase();
   }
 }
+
+/**
+ * Builds an asynchronously invoked handler at cold start (reading its settings). In AWS and under
+ * `sls invoke local` a failure is thrown, so the function stops at cold start naming the setting.
+ * Under serverless-offline that throw would end the whole emulator (an Event invocation's error is
+ * not caught there), so the handler it gets instead logs the failure and answers it at each
+ * invocation, and the other functions go on.
+ */
+export function buildEventHandler<H extends (...args: never[]) => unknown>(env: Env, build: () => H): H {
+  try {
+    return build();
+  } catch (error) {
+    if (!runsOffline(env)) throw error;
+    const message = (error as Error).message;
+    logger.error('The function could not start: its settings were refused at cold start', { error: error as Error });
+    return (async () => ({ status: 'failed', error: message })) as unknown as H;
+  }
+}
