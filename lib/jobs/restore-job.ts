@@ -72,6 +72,8 @@ export function createRestoreJob(settings: RestoreSettings, startSteps: StartSte
       // A retry of a coordinator whose attempt recorded the steps: what it built may be half done.
       if ((await ledger.listSteps(runId)).length > 0) return failQueuedStepsOfRetry(ledger, runId, deps);
 
+      // The target first: a missing or unreadable setting is the first thing to say.
+      await deps.target.url();
       const schemas = params.schemas ?? settings.schemas;
       const tarballs = await findBucketTarballs(deps.s3, settings, schemas).catch((error: unknown) => {
         throw categoriseRestoreFailure(error);

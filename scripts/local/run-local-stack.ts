@@ -4,7 +4,9 @@
  * database, a local S3 server with the export bucket (or S3_ENDPOINT), and `sls offline` with the
  * API functions invoking the workers through its Lambda Invoke API, so `POST /jobs/export` takes the
  * real asynchronous path. Prints the API's address, the key, a curl line for each route and the
- * `sls invoke local` line of each worker; Ctrl-C (or SIGTERM) stops everything it started.
+ * `sls invoke local` line of each worker; Ctrl-C (or SIGTERM) stops everything it started. The
+ * restore job's target (RESTORE_DATABASE_URL) is a second database on the same server,
+ * `<database>_reporting`, created when missing.
  */
 import './quiet-sdk-warning';
 import type { ChildProcess } from 'node:child_process';
@@ -15,7 +17,18 @@ import { seedSampleDatabase } from '../sample-database/seed-sample-database';
 import { curlLines, readStackFunctions, sh } from './stack-routes';
 import { startOrphanWatchdog } from './orphan-watchdog';
 import { divertJsonLines, logsToTerminal, openLocalLogFile } from './local-log-file';
-import { isShuttingDown, localStateDir, onShutdown, projectRoot, shutdown, shutdownOnSignals, spawnServerless, startLocalDatabase, startLocalS3 } from './local-services';
+import {
+  ensureDatabase,
+  isShuttingDown,
+  localStateDir,
+  onShutdown,
+  projectRoot,
+  shutdown,
+  shutdownOnSignals,
+  spawnServerless,
+  startLocalDatabase,
+  startLocalS3,
+} from './local-services';
 
 const env = process.env;
 const bucket = env.EXPORT_BUCKET?.trim() || 'water-abstraction-jobs-local-export';
@@ -51,6 +64,10 @@ async function main(): Promise<void> {
     await sql.end();
   }
 
+  // The restore job's target, the reporting team's database: a second database on the same server.
+  const reportingUrl = env.RESTORE_DATABASE_URL?.trim() || reportingDatabaseUrl(database.url);
+  await ensureDatabase(reportingUrl);
+
   let s3Endpoint = env.S3_ENDPOINT?.trim();
   if (!s3Endpoint) {
     const s3 = await startLocalS3(resolve(stateDir, 's3'), bucket);
@@ -58,7 +75,7 @@ async function main(): Promise<void> {
     s3Endpoint = s3.endpoint;
   }
 
-  const settings: Record<string, string> = { DATABASE_URL: database.url, EXPORT_BUCKET: bucket, S3_ENDPOINT: s3Endpoint };
+  const settings: Record<string, string> = { DATABASE_URL: database.url, RESTORE_DATABASE_URL: reportingUrl, EXPORT_BUCKET: bucket, S3_ENDPOINT: s3Endpoint };
   const offlineEnv: NodeJS.ProcessEnv = {
     ...env,
     ...settings,
@@ -118,6 +135,7 @@ async function main(): Promise<void> {
       `  API key:    ${apiKey}   (the x-api-key header; JOBS_API_KEY sets it)`,
       `  Lambda API: http://127.0.0.1:${lambdaPort}   (${dispatch === 'lambda' ? 'the API functions invoke the workers through it' : `JOB_DISPATCH=${dispatch}`})`,
       `  PostgreSQL: ${database.url}${database.embedded ? `   (embedded, data in ${resolve(stateDir, 'postgres')})` : ''}`,
+      `  Reporting:  ${reportingUrl}   (where POST /jobs/restore loads the export; RESTORE_DATABASE_URL sets it)`,
       `  S3:         ${s3Endpoint}, bucket ${bucket}${env.S3_ENDPOINT?.trim() ? '' : `   (objects in ${resolve(stateDir, 's3')})`}`,
       `  Schedules:  ${env.OFFLINE_SCHEDULES?.trim() === 'true' ? 'fire at their times (OFFLINE_SCHEDULES=true), in this machine\'s time zone' : 'off (OFFLINE_SCHEDULES=true turns them on)'}`,
       '',
@@ -135,6 +153,13 @@ async function main(): Promise<void> {
   const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((done) => offline.once('exit', (c, s) => done([c, s])));
   if (isShuttingDown()) return new Promise(() => {}); // Ctrl-C: the signal handler finishes and exits
   throw new Error(`sls offline stopped on its own (${code ?? signal})`);
+}
+
+/** `<database>_reporting` on the same server: the restore job's target unless RESTORE_DATABASE_URL names one. */
+function reportingDatabaseUrl(databaseUrl: string): string {
+  const url = new URL(databaseUrl);
+  url.pathname = `/${decodeURIComponent(url.pathname.slice(1))}_reporting`;
+  return url.toString();
 }
 
 main().catch(async (error: unknown) => {

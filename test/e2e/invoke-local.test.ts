@@ -6,7 +6,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { createTestDatabase } from '../support/database';
 import type { TestDatabase } from '../support/database';
+import { rowsOf } from '../support/restore-checks';
 import { projectRoot } from '../support/packaged-template';
 import { startSampleEnvironment } from '../support/sample-environment';
 import type { SampleEnvironment } from '../support/sample-environment';
@@ -50,6 +52,32 @@ describe('sls invoke local', () => {
     expect((listed.Contents ?? []).map((o) => o.Key).sort()).toEqual(['export/crm.tgz', 'export/idm.tgz']);
     const runs = await db.sql`select job, trigger, status, params from jobs.runs`;
     expect(runs).toEqual([{ job: 'export', trigger: 'manual', status: 'succeeded', params: { schemas: ['crm', 'idm'] } }]);
+  });
+
+  it('restoreWorker restores the schemas asked for into RESTORE_DATABASE_URL, its steps in the same process, and records a manual run', async () => {
+    const target = await createTestDatabase('waj_invoke_local_reporting');
+    try {
+      const { stdout } = await invokeLocal('restoreWorker', '{"schemas":["crm","idm"]}', { RESTORE_DATABASE_URL: target.url });
+      expect(stdout).toContain('"status": "succeeded"');
+      expect(await rowsOf(target.sql, ['crm', 'idm'])).toEqual(await rowsOf(db.sql, ['crm', 'idm']));
+      const runs = await db.sql`select job, trigger, status, params from jobs.runs where job = 'restore'`;
+      expect(runs).toEqual([{ job: 'restore', trigger: 'manual', status: 'succeeded', params: { schemas: ['crm', 'idm'] } }]);
+    } finally {
+      await target.drop();
+    }
+  });
+
+  it('restoreWorker without RESTORE_DATABASE_URL fails its run naming the parameter it could not read and the setting to give', async () => {
+    const failure = await invokeLocal('restoreWorker', '{"schemas":["crm"]}').then(
+      () => undefined,
+      (error: { stdout: string; stderr: string }) => error,
+    );
+    expect(failure, 'invoke local should exit non-zero').toBeDefined();
+    const cause = /SSM parameter \/water-abstraction-jobs\/dev\/restore-database-url \(RESTORE_DATABASE_URL_PARAMETER\): .*For local use, set RESTORE_DATABASE_URL instead/;
+    expect(`${failure!.stdout}${failure!.stderr}`).toMatch(cause);
+    const [runRow] = await db.sql<{ status: string; error: string }[]>`select status, error from jobs.runs where job = 'restore' order by requested_at desc limit 1`;
+    expect(runRow?.status).toBe('failed');
+    expect(runRow?.error).toMatch(cause);
   });
 
   it('timeLimitedWorker adds the workflow rows and reports the count', async () => {

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/offline';
 import { projectRoot } from '../support/packaged-template';
@@ -69,11 +70,14 @@ describe('npm run local', () => {
     const api = printed('API');
     const key = printed('API key');
     expect(api).toBe(`http://127.0.0.1:${new URL(api).port}`);
-    for (const route of ['-X POST ' + api + '/jobs/export', '-X POST ' + api + '/jobs/time-limited', `"${api}/jobs/runs/$RUN_ID"`, `${api}/jobs/export/runs`, `${api}/jobs/time-limited/runs`]) {
+    for (const route of ['-X POST ' + api + '/jobs/export', '-X POST ' + api + '/jobs/time-limited', '-X POST ' + api + '/jobs/restore', `"${api}/jobs/runs/$RUN_ID"`, `${api}/jobs/export/runs`, `${api}/jobs/restore/runs`]) {
       expect(output).toContain(`${route} -H 'x-api-key: ${key}'`);
     }
-    expect(output).toMatch(/DATABASE_URL=postgres:\/\/\S+ EXPORT_BUCKET=\S+ S3_ENDPOINT=http:\/\/127\.0\.0\.1:\d+ npx serverless invoke local -f exportWorker/);
+    expect(output).toMatch(/DATABASE_URL=postgres:\/\/\S+ RESTORE_DATABASE_URL=postgres:\/\/\S+_reporting EXPORT_BUCKET=\S+ S3_ENDPOINT=http:\/\/127\.0\.0\.1:\d+ npx serverless invoke local -f exportWorker/);
     expect(output).toMatch(/npx serverless invoke local -f timeLimitedWorker/);
+    expect(output).toMatch(/npx serverless invoke local -f restoreWorker/);
+    // The restore's target: a second database on the same server.
+    expect(new URL(printed('Reporting')).pathname).toBe(`${new URL(printed('PostgreSQL')).pathname}_reporting`);
     expect(output).toContain(`data in ${join(localDir, 'postgres')}`);
   });
 
@@ -101,7 +105,26 @@ describe('npm run local', () => {
     expect(logs).toMatch(/\(λ: exportSchemaWorker\) RequestId/);
     expect(output).not.toMatch(/^\{"level"/m);
     expect(output).not.toContain('NodeVersionSupportWarning');
-  }, 120_000);
+
+    // Then the restore of that export into the reporting database the stack printed.
+    const restore = await fetch(`${api}/jobs/restore`, { method: 'POST', headers });
+    expect(restore.status).toBe(204);
+    const restoreLocation = restore.headers.get('location')!;
+    let restored: { status: string; error: string | null } | undefined;
+    while (Date.now() < deadline + 90_000) {
+      restored = (await (await fetch(`${api}${restoreLocation}`, { headers })).json()) as typeof restored;
+      if (restored && !['queued', 'running'].includes(restored.status)) break;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    expect(restored?.status, JSON.stringify(restored)).toBe('succeeded');
+    const reporting = postgres(printed('Reporting'), { max: 1, onnotice: () => {} });
+    try {
+      const schemas = await reporting<{ name: string }[]>`SELECT nspname AS name FROM pg_namespace WHERE nspname = ANY(${[...DEFAULT_EXPORT_SCHEMAS]}::text[]) ORDER BY 1`;
+      expect(schemas.map((r) => r.name)).toEqual([...DEFAULT_EXPORT_SCHEMAS].sort());
+    } finally {
+      await reporting.end();
+    }
+  }, 240_000);
 
   it('Ctrl-C (SIGINT to its process group) stops every process it started', async () => {
     expect(processesCarrying(localDir).some(({ command }) => command.includes('bin/postgres'))).toBe(true);
