@@ -6,7 +6,7 @@
  * real asynchronous path. Prints the API's address, the key, a curl line for each route and the
  * `sls invoke local` line of each worker; Ctrl-C (or SIGTERM) stops everything it started.
  */
-import './quiet-sdk-warning';
+import '../quiet-sdk-warning';
 import type { ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import postgres from 'postgres';
