@@ -3,8 +3,9 @@
  * PostgreSQL under <LOCAL_DIR>/postgres, or DATABASE_URL) migrated and seeded with the sample
  * database, a local S3 server with the export bucket (or S3_ENDPOINT), and `sls offline` with the
  * API functions invoking the workers through its Lambda Invoke API, so `POST /jobs/export` takes the
- * real asynchronous path. Prints the API's address, the key, a curl line for each route and the
- * `sls invoke local` line of each worker; Ctrl-C (or SIGTERM) stops everything it started.
+ * real asynchronous path. Prints the API's address, the key, the dashboard's address, a curl line
+ * for each keyed route and the `sls invoke local` line of each worker; Ctrl-C (or SIGTERM) stops
+ * everything it started.
  */
 import '../quiet-sdk-warning';
 import type { ChildProcess } from 'node:child_process';
@@ -12,7 +13,7 @@ import { resolve } from 'node:path';
 import postgres from 'postgres';
 import { migrateDatabase } from '../migrate-database';
 import { seedSampleDatabase } from '../sample-database/seed-sample-database';
-import { curlLines, readStackFunctions, sh } from './stack-routes';
+import { curlLines, pageAddresses, readStackFunctions, sh } from './stack-routes';
 import { startOrphanWatchdog } from './orphan-watchdog';
 import { divertJsonLines, logsToTerminal, openLocalLogFile } from './local-log-file';
 import { isShuttingDown, localStateDir, onShutdown, projectRoot, shutdown, shutdownOnSignals, spawnServerless, startLocalDatabase, startLocalS3 } from './local-services';
@@ -116,6 +117,7 @@ async function main(): Promise<void> {
       '',
       `  API:        ${api}`,
       `  API key:    ${apiKey}   (the x-api-key header; JOBS_API_KEY sets it)`,
+      ...pageAddresses(api, routes).map((page) => `  Dashboard:  ${page}   (open it in a browser; it asks for the API key)`),
       `  Lambda API: http://127.0.0.1:${lambdaPort}   (${dispatch === 'lambda' ? 'the API functions invoke the workers through it' : `JOB_DISPATCH=${dispatch}`})`,
       `  PostgreSQL: ${database.url}${database.embedded ? `   (embedded, data in ${resolve(stateDir, 'postgres')})` : ''}`,
       `  S3:         ${s3Endpoint}, bucket ${bucket}${env.S3_ENDPOINT?.trim() ? '' : `   (objects in ${resolve(stateDir, 's3')})`}`,

@@ -65,13 +65,16 @@ function printed(label: string): string {
 }
 
 describe('npm run local', () => {
-  it('prints the API, its key, a curl line for each route and the invoke-local line of each worker', () => {
+  it('prints the API, its key, the dashboard to open in a browser, a curl line for each keyed route and the invoke-local line of each worker', () => {
     const api = printed('API');
     const key = printed('API key');
     expect(api).toBe(`http://127.0.0.1:${new URL(api).port}`);
     for (const route of ['-X POST ' + api + '/jobs/export', '-X POST ' + api + '/jobs/time-limited', `"${api}/jobs/runs/$RUN_ID"`, `${api}/jobs/export/runs`, `${api}/jobs/time-limited/runs`]) {
       expect(output).toContain(`${route} -H 'x-api-key: ${key}'`);
     }
+    // The dashboard is a page for a browser, which asks for the key: its address, not a keyed curl line.
+    expect(printed('Dashboard')).toBe(`${api}/jobs/dashboard`);
+    expect(output).not.toContain(`curl -s ${api}/jobs/dashboard`);
     expect(output).toMatch(/DATABASE_URL=postgres:\/\/\S+ EXPORT_BUCKET=\S+ S3_ENDPOINT=http:\/\/127\.0\.0\.1:\d+ npx serverless invoke local -f exportWorker/);
     expect(output).toMatch(/npx serverless invoke local -f timeLimitedWorker/);
     expect(output).toContain(`data in ${join(localDir, 'postgres')}`);
