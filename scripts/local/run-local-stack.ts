@@ -25,6 +25,15 @@ const lambdaPort = env.OFFLINE_LAMBDA_PORT?.trim() || '3002';
 const apiKey = env.JOBS_API_KEY?.trim() || 'local-jobs-api-key';
 const dispatch = env.JOB_DISPATCH?.trim() || 'lambda';
 
+/**
+ * What a worker needs by hand beyond the settings: the verifier an S3 event (the fixture's names this
+ * stack's bucket and export/water.tgz); null for one that runs only inside a run (a step event names it).
+ */
+const BY_HAND: Record<string, string | null> = {
+  exportVerifier: '-p test/fixtures/verification/object-created-event.json',
+  exportSchemaWorker: null,
+};
+
 async function waitForOffline(offline: ChildProcess, output: () => string): Promise<void> {
   const deadline = Date.now() + 180_000;
   while (!/Server ready/.test(output())) {
@@ -127,7 +136,8 @@ async function main(): Promise<void> {
       ...curlLines(api, apiKey, routes).map((line) => `  ${line}`),
       '',
       'Each worker by hand, from another terminal while this runs:',
-      ...workers.map((fn) => `  ${settingsLine} npx serverless invoke local -f ${fn}`),
+      ...workers.filter((fn) => BY_HAND[fn] !== null).map((fn) => `  ${settingsLine} npx serverless invoke local -f ${fn}${BY_HAND[fn] ? ` ${BY_HAND[fn]}` : ''}`),
+      ...workers.filter((fn) => BY_HAND[fn] === null).map((fn) => `  (${fn} runs one step of an export run: exportWorker invokes it)`),
       '',
       toTerminal ? 'The functions\' logs follow (LOG_FORMAT=json).' : `The functions' logs go to ${log.path} (LOG_FORMAT=json prints them here).`,
       '',

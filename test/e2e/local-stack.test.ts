@@ -77,6 +77,9 @@ describe('npm run local', () => {
     expect(output).not.toContain(`curl -s ${api}/jobs/dashboard`);
     expect(output).toMatch(/DATABASE_URL=postgres:\/\/\S+ EXPORT_BUCKET=\S+ S3_ENDPOINT=http:\/\/127\.0\.0\.1:\d+ npx serverless invoke local -f exportWorker/);
     expect(output).toMatch(/npx serverless invoke local -f timeLimitedWorker/);
+    // Only lines that work as printed: the verifier with an event, not the schema worker (a step event names a run).
+    expect(output).toMatch(/npx serverless invoke local -f exportVerifier -p test\/fixtures\/verification\/object-created-event\.json$/m);
+    expect(output).not.toMatch(/invoke local -f exportSchemaWorker/);
     expect(output).toContain(`data in ${join(localDir, 'postgres')}`);
   });
 
