@@ -20,3 +20,8 @@ export function formatCount(count: number): string {
 export function formatSeconds(ms: number): string {
   return ms < 60_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
 }
+
+/** `1 table`, `3 tables`. */
+export function formatTables(count: number): string {
+  return `${formatCount(count)} ${count === 1 ? 'table' : 'tables'}`;
+}

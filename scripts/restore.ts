@@ -9,13 +9,14 @@
  * during the load); 2 cannot run (bad arguments, an unreadable source, an unreachable target).
  * Either way nothing is replaced and nothing is left behind unless it says restored.
  */
+import './quiet-sdk-warning';
 import { createS3Client } from '../lib/clients/s3';
 import { listRestoreSources } from '../lib/restore/list-restore-sources';
 import { RestoreCannotRunError, RestoreRefusedError } from '../lib/restore/restore-errors';
 import { restoreSchemas } from '../lib/restore/restore-schemas';
 import type { RestoreEvent } from '../lib/restore/restore-schemas';
 import { parseRestoreArguments } from '../lib/restore/restore-arguments';
-import { formatBytes, formatCount, formatSeconds } from './format-amounts';
+import { formatBytes, formatCount, formatSeconds, formatTables } from './format-amounts';
 
 async function main(argv: string[]): Promise<number> {
   const parsed = parseRestoreArguments(argv);
@@ -44,7 +45,7 @@ async function main(argv: string[]): Promise<number> {
     progress.clear();
     for (const schema of result.schemas) {
       console.log(
-        `restored ${schema.schema}: ${schema.tables} tables, ${formatCount(schema.rows)} rows, ${formatBytes(schema.bytes)}` +
+        `restored ${schema.schema}: ${formatTables(schema.tables)}, ${formatCount(schema.rows)} rows, ${formatBytes(schema.bytes)}` +
           `${schema.asOf ? `, as of ${schema.asOf}` : ''}${schema.replacedExisting ? ' (replaced the one that was there)' : ''}`,
       );
     }
@@ -84,7 +85,7 @@ class ProgressLines {
   hear(event: RestoreEvent): void {
     switch (event.kind) {
       case 'definitions':
-        this.line(`Restoring ${event.schemas.map((s) => `${s.schema} (${s.tables} tables)`).join(', ')}`);
+        this.line(`Restoring ${event.schemas.map((s) => `${s.schema} (${formatTables(s.tables)})`).join(', ')}`);
         this.started = performance.now();
         break;
       case 'leftovers-removed':
@@ -111,7 +112,7 @@ class ProgressLines {
         break;
       }
       case 'phase':
-        this.line(`${PHASES[event.phase]}${event.units ? ` (${event.units} tables)` : ''}...`);
+        this.line(`${PHASES[event.phase]}${event.units ? ` (${formatTables(event.units)})` : ''}...`);
         break;
       case 'replace-retry':
         this.line(`  readers hold the old tables; trying again (attempt ${event.attempt + 1}): ${event.message}`);

@@ -6,6 +6,7 @@
  * found). Exit 2: it cannot be read at all (not found, not gzip, a read error).
  * S3 addresses use the usual AWS credentials, or S3_ENDPOINT for a local S3 server.
  */
+import './quiet-sdk-warning';
 import { createReadStream } from 'node:fs';
 import { access } from 'node:fs/promises';
 import type { Readable } from 'node:stream';

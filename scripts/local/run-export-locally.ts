@@ -14,7 +14,7 @@
  * `npm run export:local -- --release <run id>` first marks that run failed ('interrupted'): a run
  * left `running` by an export you interrupted blocks the next one until its lease expires.
  */
-import './quiet-sdk-warning';
+import '../quiet-sdk-warning';
 import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';

@@ -3,18 +3,18 @@
  * PostgreSQL under <LOCAL_DIR>/postgres, or DATABASE_URL) migrated and seeded with the sample
  * database, a local S3 server with the export bucket (or S3_ENDPOINT), and `sls offline` with the
  * API functions invoking the workers through its Lambda Invoke API, so `POST /jobs/export` takes the
- * real asynchronous path. Prints the API's address, the key, a curl line for each route and the
- * `sls invoke local` line of each worker; Ctrl-C (or SIGTERM) stops everything it started. The
- * restore job's target (RESTORE_DATABASE_URL) is a second database on the same server,
- * `<database>_reporting`, created when missing.
+ * real asynchronous path. Prints the API's address, the key, the dashboard's address, a curl line
+ * for each keyed route and the `sls invoke local` line of each worker; Ctrl-C (or SIGTERM) stops
+ * everything it started. The restore job's target (RESTORE_DATABASE_URL) is a second database on
+ * the same server, `<database>_reporting`, created when missing.
  */
-import './quiet-sdk-warning';
+import '../quiet-sdk-warning';
 import type { ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import postgres from 'postgres';
 import { migrateDatabase } from '../migrate-database';
 import { seedSampleDatabase } from '../sample-database/seed-sample-database';
-import { curlLines, readStackFunctions, sh } from './stack-routes';
+import { curlLines, pageAddresses, readStackFunctions, sh } from './stack-routes';
 import { startOrphanWatchdog } from './orphan-watchdog';
 import { divertJsonLines, logsToTerminal, openLocalLogFile } from './local-log-file';
 import {
@@ -36,6 +36,16 @@ const httpPort = env.OFFLINE_HTTP_PORT?.trim() || '3000';
 const lambdaPort = env.OFFLINE_LAMBDA_PORT?.trim() || '3002';
 const apiKey = env.JOBS_API_KEY?.trim() || 'local-jobs-api-key';
 const dispatch = env.JOB_DISPATCH?.trim() || 'lambda';
+
+/**
+ * What a worker needs by hand beyond the settings: the verifier an S3 event (the fixture's names this
+ * stack's bucket and export/water.tgz); null for one that runs only inside a run (a step event names it).
+ */
+const BY_HAND: Record<string, string | null> = {
+  exportVerifier: '-p test/fixtures/verification/object-created-event.json',
+  exportSchemaWorker: null,
+  restoreSchemaWorker: null,
+};
 
 async function waitForOffline(offline: ChildProcess, output: () => string): Promise<void> {
   const deadline = Date.now() + 180_000;
@@ -133,6 +143,7 @@ async function main(): Promise<void> {
       '',
       `  API:        ${api}`,
       `  API key:    ${apiKey}   (the x-api-key header; JOBS_API_KEY sets it)`,
+      ...pageAddresses(api, routes).map((page) => `  Dashboard:  ${page}   (open it in a browser; it asks for the API key)`),
       `  Lambda API: http://127.0.0.1:${lambdaPort}   (${dispatch === 'lambda' ? 'the API functions invoke the workers through it' : `JOB_DISPATCH=${dispatch}`})`,
       `  PostgreSQL: ${database.url}${database.embedded ? `   (embedded, data in ${resolve(stateDir, 'postgres')})` : ''}`,
       `  Reporting:  ${reportingUrl}   (where POST /jobs/restore loads the export; RESTORE_DATABASE_URL sets it)`,
@@ -143,7 +154,8 @@ async function main(): Promise<void> {
       ...curlLines(api, apiKey, routes).map((line) => `  ${line}`),
       '',
       'Each worker by hand, from another terminal while this runs:',
-      ...workers.map((fn) => `  ${settingsLine} npx serverless invoke local -f ${fn}`),
+      ...workers.filter((fn) => BY_HAND[fn] !== null).map((fn) => `  ${settingsLine} npx serverless invoke local -f ${fn}${BY_HAND[fn] ? ` ${BY_HAND[fn]}` : ''}`),
+      ...workers.filter((fn) => BY_HAND[fn] === null).map((fn) => `  (${fn} runs one step of an export run: exportWorker invokes it)`),
       '',
       toTerminal ? 'The functions\' logs follow (LOG_FORMAT=json).' : `The functions' logs go to ${log.path} (LOG_FORMAT=json prints them here).`,
       '',

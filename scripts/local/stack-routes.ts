@@ -5,11 +5,18 @@ import { join } from 'node:path';
 export interface StackFunction {
   name: string;
   /** Its `http` events; none for a worker. */
-  routes: { method: string; path: string }[];
+  routes: StackRoute[];
+}
+
+export interface StackRoute {
+  method: string;
+  path: string;
+  /** true: API Gateway wants the API key (`private: true`); false: a page for a browser (the dashboard). */
+  keyed: boolean;
 }
 
 interface ResolvedConfig {
-  functions?: Record<string, { events?: { http?: { method?: string; path?: string } | string }[] }>;
+  functions?: Record<string, { events?: { http?: { method?: string; path?: string; private?: boolean } | string }[] }>;
 }
 
 /** Reads the functions from `sls print --format json` (the same resolution `sls offline` does). */
@@ -32,9 +39,9 @@ export async function readStackFunctions(projectRoot: string, env: NodeJS.Proces
       if (!http) return [];
       if (typeof http === 'string') {
         const [method = 'ANY', path = ''] = http.split(' ');
-        return [{ method: method.toUpperCase(), path: `/${path.replace(/^\//, '')}` }];
+        return [{ method: method.toUpperCase(), path: `/${path.replace(/^\//, '')}`, keyed: false }];
       }
-      return [{ method: (http.method ?? 'ANY').toUpperCase(), path: `/${(http.path ?? '').replace(/^\//, '')}` }];
+      return [{ method: (http.method ?? 'ANY').toUpperCase(), path: `/${(http.path ?? '').replace(/^\//, '')}`, keyed: http.private === true }];
     }),
   }));
 }
@@ -44,15 +51,22 @@ export function sh(value: string): string {
   return /^[\w@%+=:,./-]+$/.test(value) ? value : `'${value.replaceAll("'", `'\\''`)}'`;
 }
 
+/** The addresses of the routes that need no key: pages to open in a browser (the dashboard). */
+export function pageAddresses(api: string, routes: StackRoute[]): string[] {
+  return routes.filter((r) => !r.keyed && r.method === 'GET').map((r) => `${api}${r.path}`);
+}
+
 /**
- * One curl line per route. A job route (`/jobs/<job>`, ANY or POST) is shown as a POST, the export's
- * also with a body; `{job}` expands to each job that has such a route, `{id}` to "$RUN_ID".
+ * One curl line per keyed route (the pages are for a browser: pageAddresses). A job route
+ * (`/jobs/<job>`, ANY or POST) is shown as a POST, the export's also with a body; `{job}` expands
+ * to each job that has such a route, `{id}` to "$RUN_ID".
  */
-export function curlLines(api: string, key: string, routes: { method: string; path: string }[]): string[] {
+export function curlLines(api: string, key: string, routes: StackRoute[]): string[] {
   const header = `-H ${sh(`x-api-key: ${key}`)}`;
-  const jobs = routes.filter((r) => /^\/jobs\/[\w-]+$/.test(r.path) && ['ANY', 'POST'].includes(r.method)).map((r) => r.path.split('/')[2]!);
+  const keyed = routes.filter((r) => r.keyed);
+  const jobs = keyed.filter((r) => /^\/jobs\/[\w-]+$/.test(r.path) && ['ANY', 'POST'].includes(r.method)).map((r) => r.path.split('/')[2]!);
   const lines: string[] = [];
-  for (const { method, path } of routes) {
+  for (const { method, path } of keyed) {
     const paths = path.includes('{job}') ? jobs.map((job) => path.replace('{job}', job)) : [path];
     for (const concrete of paths) {
       const url = `${api}${concrete.replace(/\{(\w+)\}/g, (_, name: string) => (name === 'id' ? '$RUN_ID' : `<${name}>`))}`;

@@ -1,5 +1,5 @@
 import type { Sql } from 'postgres';
-import { formatBytes } from '../format-amounts';
+import { formatBytes, formatCount, formatTables } from '../format-amounts';
 
 interface StepRow {
   name: string;
@@ -15,7 +15,7 @@ const ENDED = new Set(['succeeded', 'failed', 'timed_out']);
 export function stepLine(step: StepRow): string {
   if (step.status === 'succeeded' && step.result) {
     const { tables = 0, rows = 0, bytes = 0, compressedBytes = 0, timeTakenMs = 0 } = step.result;
-    return `  ${step.name.padEnd(10)} done    ${tables} ${tables === 1 ? "table" : "tables"}, ${rows.toLocaleString('en-GB')} rows, ${formatBytes(bytes)} of CSV (${formatBytes(compressedBytes)} compressed) in ${(timeTakenMs / 1000).toFixed(1)} s`;
+    return `  ${step.name.padEnd(10)} done    ${formatTables(tables)}, ${formatCount(rows)} rows, ${formatBytes(bytes)} of CSV (${formatBytes(compressedBytes)} compressed) in ${(timeTakenMs / 1000).toFixed(1)} s`;
   }
   return `  ${step.name.padEnd(10)} ${step.status.toUpperCase()}  ${step.error ?? ''}`;
 }

@@ -66,18 +66,24 @@ function printed(label: string): string {
 }
 
 describe('npm run local', () => {
-  it('prints the API, its key, a curl line for each route and the invoke-local line of each worker', () => {
+  it('prints the API, its key, the dashboard to open in a browser, a curl line for each keyed route and the invoke-local line of each worker', () => {
     const api = printed('API');
     const key = printed('API key');
     expect(api).toBe(`http://127.0.0.1:${new URL(api).port}`);
     for (const route of ['-X POST ' + api + '/jobs/export', '-X POST ' + api + '/jobs/time-limited', '-X POST ' + api + '/jobs/restore', `"${api}/jobs/runs/$RUN_ID"`, `${api}/jobs/export/runs`, `${api}/jobs/restore/runs`]) {
       expect(output).toContain(`${route} -H 'x-api-key: ${key}'`);
     }
+    // The dashboard is a page for a browser, which asks for the key: its address, not a keyed curl line.
+    expect(printed('Dashboard')).toBe(`${api}/jobs/dashboard`);
+    expect(output).not.toContain(`curl -s ${api}/jobs/dashboard`);
     expect(output).toMatch(/DATABASE_URL=postgres:\/\/\S+ RESTORE_DATABASE_URL=postgres:\/\/\S+_reporting EXPORT_BUCKET=\S+ S3_ENDPOINT=http:\/\/127\.0\.0\.1:\d+ npx serverless invoke local -f exportWorker/);
     expect(output).toMatch(/npx serverless invoke local -f timeLimitedWorker/);
     expect(output).toMatch(/npx serverless invoke local -f restoreWorker/);
     // The restore's target: a second database on the same server.
     expect(new URL(printed('Reporting')).pathname).toBe(`${new URL(printed('PostgreSQL')).pathname}_reporting`);
+    // Only lines that work as printed: the verifier with an event, not the schema worker (a step event names a run).
+    expect(output).toMatch(/npx serverless invoke local -f exportVerifier -p test\/fixtures\/verification\/object-created-event\.json$/m);
+    expect(output).not.toMatch(/invoke local -f (export|restore)SchemaWorker/);
     expect(output).toContain(`data in ${join(localDir, 'postgres')}`);
   });
 

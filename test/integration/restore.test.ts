@@ -121,6 +121,19 @@ describe('npm run restore', () => {
     expect(await leftovers(targetA.sql)).toEqual([]);
   });
 
+  it('from the S3 prefix the export wrote: plain lines for a person (what, each table, each phase, a summary), no JSON log line, no AWS SDK warning', async () => {
+    const target = await emptyTarget();
+    const outcome = await restore([`s3://${bucket}/export/`, '--into', target.url]);
+    expect(outcome.stderr).toBe('');
+    expect(outcome.code).toBe(0);
+    const lines = outcome.stdout.trim().split('\n');
+    expect(lines.filter((line) => line.trimStart().startsWith('{'))).toEqual([]);
+    expect(lines[0]).toMatch(/^Restoring (crm \(2 tables\), Water Rights \(11 tables\)|Water Rights \(11 tables\), crm \(2 tables\))$/);
+    expect(lines).toContain('Replacing the schemas in one transaction...');
+    expect(lines.at(-1)).toMatch(/^Done in .*: every table matched its manifest/);
+    expect(await rowsOf(target.sql)).toEqual(await rowsOf(source.sql));
+  });
+
   it('a newer export over an older restore: a reader of two tables of different schemas sees the old pair or the new pair, never a mix or an error', async () => {
     await source.sql.unsafe(`
       INSERT INTO crm.customers (name) VALUES ('Newer Customer');
