@@ -2,6 +2,8 @@
  * "A day of jobs": every schedule declared in serverless.yml (as `sls print` resolves it),
  * expanded into that day's runs in a chosen time zone, for `npm run schedule`.
  */
+import { JOB_NAMES } from '../lib/runs/run';
+import type { JobName } from '../lib/runs/run';
 import type { DeclaredSchedule } from '../lib/schedule/declared-schedules';
 import { cronRunsOnDay, describeRate } from '../lib/schedule/schedule-expression';
 import type { ScheduleExpression } from '../lib/schedule/schedule-expression';
@@ -24,6 +26,8 @@ export interface DayPlan {
    * configuration cannot tell, so they are listed as "every N unit" rather than expanded.
    */
   rates: DeclaredSchedule[];
+  /** Jobs with no schedule declared at all: they run only when asked (the restore). */
+  onDemand: JobName[];
 }
 
 export function planDay(schedules: DeclaredSchedule[], day: string, timeZone: string): DayPlan {
@@ -40,7 +44,8 @@ export function planDay(schedules: DeclaredSchedule[], day: string, timeZone: st
   }
   // Time order; at the same minute, by job so the output is stable.
   runs.sort((a, b) => a.at.getTime() - b.at.getTime() || a.schedule.job.localeCompare(b.schedule.job));
-  return { day, timeZone, runs, rates };
+  const onDemand = JOB_NAMES.filter((job) => !schedules.some((schedule) => schedule.job === job));
+  return { day, timeZone, runs, rates, onDemand };
 }
 
 function describeSource(schedule: DeclaredSchedule): string {
@@ -70,11 +75,14 @@ export function formatDayPlan(plan: DayPlan): string {
   const lines = [`Jobs on ${plan.day} (times in ${plan.timeZone})`, ''];
   if (rows.length === 0) {
     lines.push('No scheduled runs on this day.');
-    return lines.join('\n');
+  } else {
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+    for (const row of [header, ...rows]) {
+      lines.push(row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());
+    }
   }
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  for (const row of [header, ...rows]) {
-    lines.push(row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());
+  if (plan.onDemand.length > 0) {
+    lines.push('', `On demand only, no schedule: ${plan.onDemand.map((job) => `${job} (POST /jobs/${job}${job === 'restore' ? ', or an export with {"restore": true}' : ''})`).join('; ')}`);
   }
   return lines.join('\n');
 }

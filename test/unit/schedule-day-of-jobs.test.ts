@@ -118,6 +118,8 @@ describe('planDay and formatDayPlan', () => {
     expect(lines[3]).toMatch(/^04:00 BST\s+export\s+exportWorker\s+cron\(0 3 \* \* \? \*\) \(EventBridge rule, UTC\)\s+DISABLED/);
     expect(lines[4]).toMatch(/^20:15 BST\s+time-limited\s+timeLimitedWorker\s+cron\(15 20 \* \* \? \*\) \(EventBridge Scheduler, Europe\/London\)$/);
     expect(lines[5]).toMatch(/^every 15 minutes\s+poll\s+pollWorker\s+rate\(15 minutes\) \(EventBridge rule, UTC\), counted from deployment$/);
+    // A job with no schedule declared is listed as run only on demand.
+    expect(lines.slice(6)).toEqual(['', 'On demand only, no schedule: restore (POST /jobs/restore, or an export with {"restore": true})']);
   });
 
   it('says so when nothing runs', () => {
