@@ -413,4 +413,34 @@ describe('closing the run', () => {
       await Promise.all([one.end(), two.end()]);
     }
   }, 60_000);
+
+  it('two steps marking themselves built at the same moment: exactly one learns it is the last (the restore\'s), 25 rounds', async () => {
+    const url = new URL(adminUrl);
+    url.pathname = `/${db.name}`;
+    const [one, two] = [postgres(url.toString(), { max: 1 }), postgres(url.toString(), { max: 1 })];
+    try {
+      for (let round = 0; round < 25; round += 1) {
+        await db.sql`TRUNCATE jobs.runs CASCADE`;
+        const run = await ledger.enqueue('restore', 'http');
+        await ledger.claim(run.id, { job: 'restore', leaseMs: LEASE_MS });
+        await steps.addSteps(run.id, ['water', 'crm'], [{ staging: 's0' }, { staging: 's1' }]);
+        const water = await steps.claim(run.id, 'water', { leaseMs: LEASE_MS });
+        const crm = await steps.claim(run.id, 'crm', { leaseMs: LEASE_MS });
+        await Promise.all([one`SELECT 1`, two`SELECT 1`]);
+        const marks = await Promise.all([createStepLedger(one).markStaged(water.step!.id), createStepLedger(two).markStaged(crm.step!.id)]);
+        expect(marks.filter((m) => m.last), `round ${round}`).toHaveLength(1);
+      }
+      // A step whose sibling failed is never the last, and learns which failed.
+      await db.sql`TRUNCATE jobs.runs CASCADE`;
+      const run = await ledger.enqueue('restore', 'http');
+      await ledger.claim(run.id, { job: 'restore', leaseMs: LEASE_MS });
+      await steps.addSteps(run.id, ['water', 'crm']);
+      const water = await steps.claim(run.id, 'water', { leaseMs: LEASE_MS });
+      const crm = await steps.claim(run.id, 'crm', { leaseMs: LEASE_MS });
+      await steps.finish(crm.step!.id, { status: 'failed', error: 'boom', final: true });
+      expect(await steps.markStaged(water.step!.id)).toEqual({ last: false, failed: ['crm'] });
+    } finally {
+      await Promise.all([one.end(), two.end()]);
+    }
+  }, 60_000);
 });

@@ -3,6 +3,7 @@ import { PutObjectCommand, PutObjectTaggingCommand } from '@aws-sdk/client-s3';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RestoreSettings } from '../../lib/config';
+import { createS3Client } from '../../lib/clients/s3';
 import { runStepInline } from '../../lib/jobs/job-functions';
 import { createRestoreJob } from '../../lib/jobs/restore-job';
 import { createRestoreStepWork } from '../../lib/jobs/restore-steps';
@@ -37,8 +38,8 @@ let ledger: RunLedger;
 const databases: TestDatabase[] = [];
 
 /** A restore run as restoreApi records it and restoreWorker carries it out, steps inline, two at once. */
-async function restoreRun(params: Record<string, unknown> = {}, into: TestDatabase = target): Promise<RunWithSteps> {
-  const settings: RestoreSettings = { bucket, prefix: 'export/', schemas: SCHEMAS, target: { url: into.url }, concurrency: 2, tableParallelism: 2 };
+async function restoreRun(params: Record<string, unknown> = {}, into: TestDatabase = target, schemas: string[] = SCHEMAS): Promise<RunWithSteps> {
+  const settings: RestoreSettings = { bucket, prefix: 'export/', schemas, target: { url: into.url }, concurrency: 2, tableParallelism: 2 };
   const restoreTarget = createRestoreTarget(settings.target);
   const work = createRestoreStepWork(settings, s3.client, restoreTarget);
   const startSteps = createStartSteps({ mode: 'inline' }, 2, (event) => runStepInline(work, event, { url: source.url }));
@@ -187,5 +188,55 @@ describe('the restore job', () => {
     expect(run.status).toBe('failed');
     expect(run.error).toMatch(/the database the export reads/);
     expect(await leftovers(source.sql)).toEqual([]);
+  });
+
+  describe('faults', () => {
+    let bulkTarget: TestDatabase;
+
+    beforeAll(async () => {
+      await source.sql.unsafe(`CREATE SCHEMA bulk; CREATE TABLE bulk.rows AS SELECT g AS id, md5(g::text) AS a, repeat('x', 200) AS b FROM generate_series(1, 300000) g; ALTER TABLE bulk.rows ADD PRIMARY KEY (id)`);
+      await exportThroughJob(source, s3.client, bucket, ['bulk']);
+      bulkTarget = await createTestDatabase('waj_restore_job_fault');
+      databases.push(bulkTarget);
+      // Yesterday's restore, to stay as it is.
+      await bulkTarget.sql.unsafe(`CREATE SCHEMA bulk; CREATE TABLE bulk.rows (id int); INSERT INTO bulk.rows VALUES (42)`);
+    }, 120_000);
+
+    it("the target's backend terminated during a step's COPY: the run fails with the cause, nothing replaced, nothing left behind", async () => {
+      const restoring = restoreRun({}, bulkTarget, ['bulk']);
+      let terminated = false;
+      for (let attempt = 0; attempt < 3000 && !terminated; attempt += 1) {
+        const [row] = await bulkTarget.sql<{ n: number }[]>`
+          SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
+          WHERE datname = current_database() AND query ILIKE 'COPY%FROM STDIN%' AND pid <> pg_backend_pid()`;
+        terminated = row!.n > 0;
+        if (!terminated) await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      expect(terminated, 'a COPY was seen and ended').toBe(true);
+      const run = await restoring;
+      expect(run.status).toBe('failed');
+      expect(run.steps).toMatchObject([{ name: 'bulk', status: 'failed' }]);
+      expect(run.error).toMatch(/bulk failed: Loading "bulk"\."rows": .*connection/i);
+      expect(await bulkTarget.sql`SELECT id FROM bulk.rows`).toEqual([{ id: 42 }]);
+      expect(await leftovers(bulkTarget.sql)).toEqual([]);
+    });
+
+    it('S3 unreachable when the step reads its tarball: the run fails naming it, nothing replaced, nothing left behind', async () => {
+      const settings: RestoreSettings = { bucket, prefix: 'export/', schemas: ['bulk'], target: { url: bulkTarget.url }, concurrency: 1 };
+      const restoreTarget = createRestoreTarget(settings.target);
+      // The coordinator finds the tarball; its step's S3 is a closed port, as when the server has stopped.
+      const unreachable = createS3Client({ endpoint: 'http://127.0.0.1:1' });
+      const work = createRestoreStepWork(settings, unreachable, restoreTarget);
+      const startSteps = createStartSteps({ mode: 'inline' }, 1, (event) => runStepInline(work, event, { url: source.url }));
+      const job = createRestoreJob(settings, startSteps, { s3: s3.client, target: restoreTarget });
+      const queued = await ledger.enqueue('restore', 'http', {});
+      await runJobWorker(job, { kind: 'run', runId: queued.id }, { leaseMs: 60_000 }, { sql: source.sql, ledger }).catch(() => {});
+      unreachable.destroy();
+      const run = (await ledger.getWithSteps(queued.id))!;
+      expect(run.status).toBe('failed');
+      expect(run.error).toMatch(/bulk failed: .*s3:\/\/test-bucket-[\w-]+\/export\/bulk\.tgz.*(ECONNREFUSED|connect)/);
+      expect(await bulkTarget.sql`SELECT id FROM bulk.rows`).toEqual([{ id: 42 }]);
+      expect(await leftovers(bulkTarget.sql)).toEqual([]);
+    });
   });
 });
