@@ -2,10 +2,11 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import postgres from 'postgres';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, Locator, Page } from 'playwright-core';
 import { browserAvailable, launchBrowser } from '../support/browser';
-import { adminUrl } from '../support/database';
-import { localApiKey, startOffline } from '../support/offline';
+import { adminUrl, createTestDatabase } from '../support/database';
+import type { TestDatabase } from '../support/database';
+import { localApiKey, startOffline, verifyUploadsThroughOffline } from '../support/offline';
 import type { Offline } from '../support/offline';
 import { projectRoot } from '../support/packaged-template';
 import { startSampleEnvironment } from '../support/sample-environment';
@@ -19,6 +20,9 @@ import type { SampleEnvironment } from '../support/sample-environment';
  * The functions connect as a role of their own that may insert into, but not read, one table: a
  * table named `<img src=x onerror=alert(1)>` in a schema named `<script>alert(1)</script>`. An export
  * of that schema fails with an error naming both, which the page must show as text.
+ *
+ * The restore loads the export's tarballs into a second, empty database (the reporting team's),
+ * as its owner: the functions' own role may not create schemas.
  */
 
 const SHOTS = join(projectRoot, 'test-output', 'dashboard');
@@ -26,6 +30,7 @@ const HOSTILE_SCHEMA = '<script>alert(1)</script>';
 const HOSTILE_TABLE = '<img src=x onerror=alert(1)>';
 
 let environment: SampleEnvironment | undefined;
+let target: TestDatabase | undefined;
 let offline: Offline | undefined;
 let browser: Browser | undefined;
 let page: Page;
@@ -34,6 +39,10 @@ const requests: string[] = [];
 const dialogs: string[] = [];
 const pageErrors: string[] = [];
 const cspViolations: string[] = [];
+/** Uploads reach exportVerifier (as EventBridge would start it) only while a test needs their check. */
+let forwarding = false;
+/** The export of crm and idm the page starts, which the restore the page starts then loads. */
+let exportRunId: string | undefined;
 
 const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
@@ -98,6 +107,98 @@ async function shot(name: string): Promise<void> {
 
 const jobPanel = (job: string) => page.locator(`#job-${job}`);
 
+/** The shown run's facts, each term with its value as text. */
+const runFacts = async () =>
+  (await page.evaluate(`Object.fromEntries([...document.querySelectorAll('#run-detail dl.facts dt')].map((dt) => [dt.textContent, dt.nextElementSibling.textContent]))`)) as Record<string, string>;
+
+const RUN_ID = /([0-9a-f-]{36})/;
+
+/** Starts a run with the job's start button, answering yes to the question it asks; resolves with the run's id. */
+async function startFromPanel(job: string, question: string): Promise<string> {
+  const panel = jobPanel(job);
+  await panel.getByRole('button', { name: `Start ${job}` }).click();
+  await expect.poll(() => page.locator('#confirm-text').innerText(), { timeout: 15_000 }).toBe(question);
+  await page.locator('#confirm-yes').click();
+  await expect.poll(() => panel.locator('.start-message').innerText(), { timeout: 15_000 }).toMatch(/Started run [0-9a-f-]{36}/);
+  return RUN_ID.exec(await panel.locator('.start-message').innerText())![1]!;
+}
+
+/** A second start while a run is active: refused (409); resolves with the message's link to the active run. */
+async function startAgain(job: string): Promise<Locator> {
+  const panel = jobPanel(job);
+  await panel.getByRole('button', { name: `Start ${job}` }).click();
+  await page.locator('#confirm-yes').click();
+  await expect.poll(() => panel.locator('.start-message').innerText(), { timeout: 15_000 }).toMatch(/already active/);
+  return panel.locator('.start-message a.active-run-link');
+}
+
+const STEP_FIGURES = /^\d+ tables · [\d,]+ rows · [\d.]+ [KMG]?B$/;
+
+/**
+ * Live progress of the job's active run of crm and idm: a bar per chosen schema, in the configured
+ * order, each with its step's own status (`names`: "crm running") and its worker's latest figures,
+ * and the total. Waits until `expected` finds the steps as the test expects them.
+ */
+async function expectLiveProgress(job: string, expected: (names: string[], figures: string[]) => boolean): Promise<void> {
+  const active = jobPanel(job).locator('.active');
+  await expect
+    .poll(
+      async () => {
+        const names = await active.locator('.steps .name').allInnerTexts();
+        const figures = await active.locator('.steps .figures').allInnerTexts();
+        return names.length === 2 && names[0]!.startsWith('crm ') && names[1]!.startsWith('idm ') && expected(names, figures) ? 'as expected' : JSON.stringify({ names, figures });
+      },
+      { timeout: 60_000, interval: 250 },
+    )
+    .toBe('as expected');
+  expect(await active.locator('progress').count()).toBe(3); // the total and one per schema
+  expect(await active.locator('progress.total').getAttribute('max')).toBe('2');
+  expect(await active.locator('.total-line').innerText()).toMatch(/^[01] of 2 schemas · [\d,]+ tables · [\d,]+ rows · [\d.]+ [KMG]?B$/);
+}
+
+/** The shown run, of crm and idm, once both steps succeeded: each with its result's figures, and the totals. */
+async function expectCrmAndIdmSucceeded(): Promise<void> {
+  await expect.poll(() => page.locator('#run-detail .steps .name').allInnerTexts(), { timeout: 15_000 }).toEqual(['crm succeeded', 'idm succeeded']);
+  for (const figures of await page.locator('#run-detail .steps .figures').allInnerTexts()) expect(figures).toMatch(/^[1-9]\d* tables · [\d,]+ rows · [\d.]+ [KMG]?B$/);
+  expect(await page.locator('#run-detail progress.total').getAttribute('value')).toBe('2');
+  expect(await page.locator('#run-detail .total-line').innerText()).toMatch(/^2 of 2 schemas · [1-9]\d* tables · [\d,]+ rows · [\d.]+ [KMG]?B$/);
+  expect(await page.locator('#run-detail pre.error').count()).toBe(0);
+}
+
+/** A reader of `table` in an open transaction (ACCESS SHARE on it) until released. */
+function holdReader(sql: TestDatabase['sql'], table: string): { holding: Promise<unknown>; release(): Promise<void> } {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let held!: () => void;
+  const holding = new Promise<void>((resolve) => (held = resolve));
+  const reader = sql.begin(async (tx) => {
+    await tx.unsafe(`SELECT count(*) FROM ${table}`);
+    held();
+    await released;
+  });
+  return {
+    holding: Promise.race([holding, reader]),
+    async release() {
+      release();
+      await reader;
+    },
+  };
+}
+
+/** Follows a link to a run and waits for its detail: until then the section may still show another run. */
+async function openRunDetail(link: Locator, runId: string): Promise<void> {
+  await link.click();
+  await expect.poll(() => page.locator('#run-detail-title').innerText(), { timeout: 15_000 }).toBe(`Run ${runId}`);
+}
+
+/** Leaves only these schemas ticked in a job's panel. */
+async function tickOnly(job: string, schemas: string[]): Promise<void> {
+  for (const box of await jobPanel(job).locator('input.schema-choice').all()) {
+    if (schemas.includes(await box.inputValue())) await box.check();
+    else await box.uncheck();
+  }
+}
+
 const hasBrowser = browserAvailable();
 
 beforeAll(async () => {
@@ -105,6 +206,7 @@ beforeAll(async () => {
   await mkdir(SHOTS, { recursive: true });
   environment = await startSampleEnvironment();
   role = await createFunctionsRole(environment);
+  target = await createTestDatabase('waj_e2e_dash_reporting');
   const url = new URL(environment.db.url);
   url.username = role;
   offline = await startOffline({
@@ -114,7 +216,9 @@ beforeAll(async () => {
     EXPORT_SCHEMAS: [...DEFAULT_EXPORT_SCHEMAS, HOSTILE_SCHEMA].join(','),
     // Every schema step of a run must be able to start at once (docs/export.md, "One moment").
     EXPORT_CONCURRENCY: String(DEFAULT_EXPORT_SCHEMAS.length + 1),
+    RESTORE_DATABASE_URL: target.url,
   });
+  verifyUploadsThroughOffline(offline, environment, () => forwarding);
 
   // History for the page to show: a time-limited run that succeeded, an export that failed on the hostile schema.
   expect((await startAndFinish('/jobs/time-limited')).status).toBe('succeeded');
@@ -140,6 +244,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await offline?.stop();
+  await target?.drop();
   if (role) await dropRole(role, environment);
   else await environment?.stop();
 }, 60_000);
@@ -164,9 +269,11 @@ describe.skipIf(!hasBrowser)('the jobs dashboard in a browser, against serverles
     for (const [method, path] of [
       ['GET', '/jobs/export/runs'],
       ['GET', '/jobs/time-limited/runs'],
+      ['GET', '/jobs/restore/runs'],
       ['GET', `/jobs/runs/${someRun}`],
       ['POST', '/jobs/export'],
       ['POST', '/jobs/time-limited'],
+      ['POST', '/jobs/restore'],
     ] as const) {
       expect((await api(method, path, { key: null })).status, `${method} ${path} without a key`).toBe(403);
       expect((await api(method, path, { key: 'not-the-key' })).status, `${method} ${path} with a wrong key`).toBe(403);
@@ -188,15 +295,22 @@ describe.skipIf(!hasBrowser)('the jobs dashboard in a browser, against serverles
     await shot('2-wrong-key');
   });
 
-  it('with the right key shows both jobs, their recent runs and next schedule; the key stays in sessionStorage only', async () => {
+  it('with the right key shows the three jobs, their recent runs and next schedule; the key stays in sessionStorage only', async () => {
     await page.getByLabel('API key').fill(localApiKey());
     await page.getByLabel('API key').press('Enter');
-    await expect.poll(() => page.locator('.job').count(), { timeout: 15_000 }).toBe(2);
+    await expect.poll(() => page.locator('.job').count(), { timeout: 15_000 }).toBe(3);
     await expect.poll(() => jobPanel('time-limited').locator('tbody tr').first().innerText(), { timeout: 15_000 }).toMatch(/succeeded/);
     await expect.poll(() => jobPanel('export').locator('tbody tr').first().innerText(), { timeout: 15_000 }).toMatch(/failed/);
     expect(await jobPanel('time-limited').locator('.job-schedule').innerText()).toMatch(/Next scheduled run: \d{4}-\d{2}-\d{2} 20:15 (GMT|BST) \(Europe\/London\)/);
     expect(await jobPanel('export').locator('.job-schedule').innerText()).toMatch(/Schedule disabled/);
     expect(await jobPanel('time-limited').locator('svg rect.bar-succeeded').count()).toBe(1);
+    // The restore: started on demand, no runs yet, the configured schemas to choose from.
+    await expect.poll(() => jobPanel('restore').locator('tbody tr').first().innerText(), { timeout: 15_000 }).toBe('No runs.');
+    expect(await jobPanel('restore').locator('.job-schedule').innerText()).toBe('Not scheduled: started on demand');
+    expect(await jobPanel('restore').locator('.schemas legend').innerText()).toBe('Schemas to restore');
+    expect((await jobPanel('restore').locator('.schema-list label').allInnerTexts()).map((name) => name.trim())).toEqual([...DEFAULT_EXPORT_SCHEMAS, HOSTILE_SCHEMA]);
+    expect(await jobPanel('restore').locator('.then-restore').isVisible()).toBe(false);
+    expect(await jobPanel('export').locator('.then-restore').isVisible()).toBe(true);
 
     // A string, evaluated in the page: this project's TypeScript has no DOM types.
     const storage = await page.evaluate(`({
@@ -207,7 +321,7 @@ describe.skipIf(!hasBrowser)('the jobs dashboard in a browser, against serverles
     })`);
     expect(storage).toEqual({ session: [localApiKey()], local: 0, cookie: '', url: `${offline!.httpUrl}/jobs/dashboard` });
     expect(requests.some((url) => url.includes(localApiKey()))).toBe(false);
-    await shot('3-both-jobs');
+    await shot('3-the-jobs');
   });
 
   it('shows a hostile schema, table and error as text: no script runs, no request leaves the origin', async () => {
@@ -240,9 +354,7 @@ describe.skipIf(!hasBrowser)('the jobs dashboard in a browser, against serverles
 
   it('starts an export of two schemas from the keyboard: the progress shows, then succeeded, and the chart grows; a second start links to the active run', async () => {
     const panel = jobPanel('export');
-    for (const box of await panel.locator('input.schema-choice').all()) {
-      if (!['crm', 'idm'].includes(await box.inputValue())) await box.uncheck();
-    }
+    await tickOnly('export', ['crm', 'idm']);
     await panel.getByRole('button', { name: 'Start export' }).focus();
     await page.keyboard.press('Enter');
     await expect.poll(() => page.locator('#confirm-text').innerText(), { timeout: 15_000 }).toBe('Start an export of crm, idm?');
@@ -250,39 +362,19 @@ describe.skipIf(!hasBrowser)('the jobs dashboard in a browser, against serverles
     await page.keyboard.press('Shift+Tab');
     await page.keyboard.press('Enter');
     await expect.poll(() => panel.locator('.start-message').innerText(), { timeout: 15_000 }).toMatch(/Started run [0-9a-f-]{36}/);
-    const runId = /([0-9a-f-]{36})/.exec(await panel.locator('.start-message').innerText())![1]!;
+    const runId = RUN_ID.exec(await panel.locator('.start-message').innerText())![1]!;
+    exportRunId = runId;
 
     // A second start while it runs: 409, with a link to the active run.
-    await panel.getByRole('button', { name: 'Start export' }).click();
-    await page.locator('#confirm-yes').click();
-    await expect.poll(() => panel.locator('.start-message').innerText(), { timeout: 15_000 }).toMatch(/already active/);
-    const link = panel.locator('.start-message a.active-run-link');
+    const link = await startAgain('export');
     expect(await link.getAttribute('href')).toBe(`#run=${runId}`);
-    await link.click();
-    await expect.poll(() => page.locator('#run-detail-title').innerText(), { timeout: 15_000 }).toBe(`Run ${runId}`);
+    await openRunDetail(link, runId);
     await shot('5-second-start-409');
     await page.locator('#run-detail-close').click();
 
-    // Live progress: a bar per chosen schema, in the configured order, each with its step's own
-    // status. The steps run at once, in no set order: idm (small) may be queued, running or done
-    // by now; crm (its 3 million-row table) runs for seconds, and its bar shows its worker's
-    // latest figures while it does.
-    const active = panel.locator('.active');
-    await expect
-      .poll(
-        async () => {
-          const names = await active.locator('.steps .name').allInnerTexts();
-          const figures = await active.locator('.steps .figures').allInnerTexts();
-          return names.length === 2 && names[0] === 'crm running' && /^idm (queued|running|succeeded)$/.test(names[1]!) && /^\d+ tables · [\d,]+ rows · [\d.]+ [KMG]?B$/.test(figures[0]!)
-            ? 'crm running with figures'
-            : JSON.stringify({ names, figures });
-        },
-        { timeout: 30_000, interval: 250 },
-      )
-      .toBe('crm running with figures');
-    expect(await active.locator('progress').count()).toBe(3); // the total and one per schema
-    expect(await active.locator('progress.total').getAttribute('max')).toBe('2');
-    expect(await active.locator('.total-line').innerText()).toMatch(/^[01] of 2 schemas · [\d,]+ tables · [\d,]+ rows · [\d.]+ [KMG]?B$/);
+    // The steps run at once, in no set order: idm (small) may be queued, running or done by now;
+    // crm (its 3 million-row table) runs for seconds, and its bar shows its figures while it does.
+    await expectLiveProgress('export', (names, figures) => names[0] === 'crm running' && /^idm (queued|running|succeeded)$/.test(names[1]!) && STEP_FIGURES.test(figures[0]!));
     await shot('6-export-running');
 
     await expect.poll(() => panel.locator('tbody tr').first().innerText(), { timeout: 90_000 }).toMatch(/succeeded/);
@@ -290,13 +382,8 @@ describe.skipIf(!hasBrowser)('the jobs dashboard in a browser, against serverles
     expect(await panel.locator('svg rect.bar-succeeded').count()).toBe(1);
     expect(await panel.locator('svg rect.bar-failed').count()).toBe(1);
     // The ended run's detail: both steps succeeded with their results' figures, and the totals.
-    await panel.locator(`tbody tr[data-run="${runId}"] a[href="#run=${runId}"]`).click();
-    await expect.poll(() => page.locator('#run-detail .steps .name').allInnerTexts(), { timeout: 15_000 }).toEqual(['crm succeeded', 'idm succeeded']);
-    const stepFigures = await page.locator('#run-detail .steps .figures').allInnerTexts();
-    for (const figures of stepFigures) expect(figures).toMatch(/^[1-9]\d* tables · [\d,]+ rows · [\d.]+ [KMG]?B$/);
-    expect(await page.locator('#run-detail progress.total').getAttribute('value')).toBe('2');
-    expect(await page.locator('#run-detail .total-line').innerText()).toMatch(/^2 of 2 schemas · [1-9]\d* tables · [\d,]+ rows · [\d.]+ [KMG]?B$/);
-    expect(await page.locator('#run-detail pre.error').count()).toBe(0);
+    await openRunDetail(panel.locator(`tbody tr[data-run="${runId}"] a[href="#run=${runId}"]`), runId);
+    await expectCrmAndIdmSucceeded();
     await shot('7-export-succeeded');
     await page.locator('#run-detail-close').click();
 
@@ -310,12 +397,91 @@ describe.skipIf(!hasBrowser)('the jobs dashboard in a browser, against serverles
     expect(cspViolations).toEqual([]);
   }, 180_000);
 
+  it('starts a restore of two schemas from the page: a bar per schema, then succeeded; the run names the export it restored and its moment; a second start links to the active run', async () => {
+    const exported = exportRunId;
+    if (!exported) throw new Error('No export to restore: the export test did not start one');
+    const panel = jobPanel('restore');
+    await tickOnly('restore', ['crm', 'idm']);
+    // A restore loads in seconds; a reader of the reporting database's crm keeps the run from
+    // putting its schemas in place (it tries again while readers hold them) for as long as the
+    // test watches it: both steps loaded, the one that puts them in place running until the
+    // reader lets go, with its figures.
+    await target!.sql.unsafe('CREATE SCHEMA crm; CREATE TABLE crm.entity (entity_id varchar)');
+    const reader = holdReader(target!.sql, 'crm.entity');
+    let runId: string;
+    try {
+      await reader.holding;
+      runId = await startFromPanel('restore', 'Restore crm, idm into the reporting database?');
+      expect(await (await startAgain('restore')).getAttribute('href')).toBe(`#run=${runId}`);
+      await expectLiveProgress('restore', (names, figures) => {
+        const running = names.findIndex((name) => name.endsWith(' running'));
+        // Loaded, so its figures have reached the page (a step reports them every few seconds).
+        return running >= 0 && /^[1-9]/.test(figures[running]!) && STEP_FIGURES.test(figures[running]!) && names.filter((name) => name.endsWith(' succeeded')).length === 1;
+      });
+      await shot('8-restore-running');
+    } finally {
+      await reader.release();
+    }
+
+    await expect.poll(() => panel.locator('tbody tr').first().innerText(), { timeout: 150_000 }).toMatch(/succeeded/);
+    expect(await panel.locator('.active').innerText()).toBe('');
+    expect(await panel.locator('svg rect.bar-succeeded').count()).toBe(1);
+    await openRunDetail(panel.locator(`tbody tr[data-run="${runId}"] a[href="#run=${runId}"]`), runId);
+    await expectCrmAndIdmSucceeded();
+    const facts = await runFacts();
+    expect(facts).toMatchObject({ Job: 'restore', Parameters: 'schemas: crm, idm', 'Export run': exported });
+    expect(facts['As of']).toMatch(/(GMT|BST)$/);
+    await shot('9-restore-succeeded');
+
+    // Its moment is the export's: the link leads to that run, which shows the same.
+    const asOf = async (id: string) => ((await (await api('GET', `/jobs/runs/${id}`)).json()) as { asOf: string }).asOf;
+    expect(await asOf(runId)).toBe(await asOf(exported));
+    await openRunDetail(page.locator(`#run-detail dl.facts a[href="#run=${exported}"]`), exported);
+    expect((await runFacts())['As of']).toBe(facts['As of']);
+    await page.locator('#run-detail-close').click();
+
+    // The reporting database holds what the export read.
+    const [bulk] = await target!.sql<{ rows: number }[]>`SELECT count(*)::int AS rows FROM crm.e2e_bulk`;
+    expect(bulk?.rows).toBe(3_000_000);
+    const users = async (sql: TestDatabase['sql']) => (await sql<{ rows: number }[]>`SELECT count(*)::int AS rows FROM idm.users`)[0]?.rows;
+    expect(await users(target!.sql)).toBe(await users(environment!.db.sql));
+    expect(pageErrors).toEqual([]);
+    expect(cspViolations).toEqual([]);
+  }, 240_000);
+
+  it('starts an export with "then restore": once its tarball is verified its restore runs, and each run links to the other', async () => {
+    forwarding = true;
+    try {
+      const panel = jobPanel('export');
+      await tickOnly('export', ['idm']);
+      await panel.getByLabel('then restore into the reporting database').check();
+      const runId = await startFromPanel('export', 'Start an export of idm, then restore into the reporting database?');
+      await openRunDetail(panel.locator(`.start-message a[href="#run=${runId}"]`), runId);
+      expect((await runFacts()).Parameters).toBe('schemas: idm · then restore');
+
+      // The page refreshes every 30 s while nothing runs: the export may end before the verifier's check.
+      await expect.poll(async () => (await runFacts()).Restore, { timeout: 90_000, interval: 500 }).toMatch(/^run [0-9a-f-]{36}$/);
+      const restoreRunId = RUN_ID.exec((await runFacts()).Restore!)![1]!;
+      expect(await page.locator('#run-detail .steps .name').allInnerTexts()).toEqual(['idm succeeded']);
+      await openRunDetail(page.locator(`#run-detail dl.facts a[href="#run=${restoreRunId}"]`), restoreRunId);
+      await expect.poll(() => page.locator('#run-detail .steps .name').allInnerTexts(), { timeout: 90_000 }).toEqual(['idm succeeded']);
+      expect(await runFacts()).toMatchObject({ Job: 'restore', Parameters: `schemas: idm · export run ${runId}`, 'Export run': runId });
+      await expect.poll(() => jobPanel('restore').locator(`tbody tr[data-run="${restoreRunId}"]`).innerText(), { timeout: 15_000 }).toMatch(/succeeded/);
+      await shot('10-export-then-restore');
+      await page.locator('#run-detail-close').click();
+      expect(pageErrors).toEqual([]);
+      expect(cspViolations).toEqual([]);
+    } finally {
+      forwarding = false;
+    }
+  }, 240_000);
+
   it('is readable at a phone width, and "forget key" clears the key and the data', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
-    await expect.poll(() => page.locator('.job').count(), { timeout: 15_000 }).toBe(2);
+    await expect.poll(() => page.locator('.job').count(), { timeout: 15_000 }).toBe(3);
     const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
     expect(overflow).toBeLessThanOrEqual(0);
-    await shot('8-phone');
+    await shot('11-phone');
 
     await page.getByRole('button', { name: 'Forget key' }).click();
     expect(await page.evaluate('sessionStorage.length')).toBe(0);

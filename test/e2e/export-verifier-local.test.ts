@@ -5,12 +5,11 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CreateBucketCommand, GetObjectTaggingCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { buildSchemaTarball, flipByteInside, SAMPLE_TABLES } from '../fixtures/verification/build-tarball';
-import { localApiKey, startOffline } from '../support/offline';
+import { localApiKey, startOffline, verifyUploadsThroughOffline } from '../support/offline';
 import type { Offline } from '../support/offline';
 import { projectRoot } from '../support/packaged-template';
 import { startSampleEnvironment } from '../support/sample-environment';
 import type { SampleEnvironment } from '../support/sample-environment';
-import { forwardUploadsToVerifier, invokeThroughLambdaApi } from '../../scripts/local/forward-uploads-to-verifier';
 import { DEFAULT_EXPORT_SCHEMAS } from '../../lib/config';
 import type { UploadForwarding } from '../../scripts/local/forward-uploads-to-verifier';
 
@@ -82,11 +81,7 @@ describe('exportVerifier locally', () => {
   describe('under sls offline, started by uploads to the local S3 server', () => {
     beforeAll(async () => {
       offline = await startOffline({ DATABASE_URL: env.db.url, EXPORT_BUCKET: env.bucket, S3_ENDPOINT: env.s3.endpoint });
-      uploads = forwardUploadsToVerifier(env.s3.server, {
-        bucket: env.bucket,
-        prefix: 'export/',
-        deliver: invokeThroughLambdaApi(offline.lambdaEndpoint, 'water-abstraction-jobs-dev-exportVerifier'),
-      });
+      uploads = verifyUploadsThroughOffline(offline, env);
     }, 180_000);
 
     it('verifies every tarball the export uploads, recording each on its step of the run', async () => {

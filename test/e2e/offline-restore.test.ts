@@ -2,12 +2,11 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_EXPORT_SCHEMAS } from '../../lib/config';
 import type { RunWithSteps } from '../../lib/runs/run-ledger';
-import { forwardUploadsToVerifier, invokeThroughLambdaApi } from '../../scripts/local/forward-uploads-to-verifier';
 import { downloadObject } from '../fixtures/export/tarball';
 import { createTestDatabase } from '../support/database';
 import type { TestDatabase } from '../support/database';
 import { describeSchema } from '../support/describe-schema';
-import { localApiKey, startOffline } from '../support/offline';
+import { localApiKey, startOffline, verifyUploadsThroughOffline } from '../support/offline';
 import type { Offline } from '../support/offline';
 import { leftovers, rewriteTarball, rowsOf, stateOf } from '../support/restore-checks';
 import { startSampleEnvironment } from '../support/sample-environment';
@@ -37,12 +36,7 @@ beforeAll(async () => {
     S3_ENDPOINT: environment.s3.endpoint,
     RESTORE_DATABASE_URL: target.url,
   });
-  const verify = invokeThroughLambdaApi(offline.lambdaEndpoint, 'water-abstraction-jobs-dev-exportVerifier');
-  forwardUploadsToVerifier(environment.s3.server, {
-    bucket: environment.bucket,
-    prefix: 'export/',
-    deliver: async (event) => (forwarding ? verify(event) : undefined),
-  });
+  verifyUploadsThroughOffline(offline, environment, () => forwarding);
 }, 180_000);
 
 afterAll(async () => {

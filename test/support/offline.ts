@@ -1,8 +1,11 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { freePort } from '../../scripts/local/embedded-postgres';
+import { forwardUploadsToVerifier, invokeThroughLambdaApi } from '../../scripts/local/forward-uploads-to-verifier';
+import type { UploadForwarding } from '../../scripts/local/forward-uploads-to-verifier';
 import { startOrphanWatchdog } from '../../scripts/local/orphan-watchdog';
 import { projectRoot } from './packaged-template';
+import type { SampleEnvironment } from './sample-environment';
 
 /** A free loopback port: the one probe the local scripts use too. */
 export { freePort };
@@ -71,4 +74,18 @@ export async function startOffline(env: Record<string, string>): Promise<Offline
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
   return { httpUrl: `http://127.0.0.1:${httpPort}`, lambdaEndpoint, output: () => log, stop };
+}
+
+/**
+ * Hands each tarball the export uploads to the environment's bucket to the emulator's
+ * exportVerifier, through its Lambda API, as S3 and EventBridge start it in AWS; only while
+ * `enabled()` says so, for a test that needs the check for a while.
+ */
+export function verifyUploadsThroughOffline(offline: Offline, environment: SampleEnvironment, enabled: () => boolean = () => true): UploadForwarding {
+  const verify = invokeThroughLambdaApi(offline.lambdaEndpoint, 'water-abstraction-jobs-dev-exportVerifier');
+  return forwardUploadsToVerifier(environment.s3.server, {
+    bucket: environment.bucket,
+    prefix: 'export/',
+    deliver: async (event) => (enabled() ? verify(event) : undefined),
+  });
 }

@@ -6,7 +6,19 @@
   'use strict';
 
   const KEY_STORAGE = 'jobs-dashboard-api-key';
-  const JOBS = ['export', 'time-limited'];
+  // The jobs shown, in order. `schemas`: the job runs one step per schema, starts on every
+  // configured schema or the ones ticked, and shows a bar per step; `ask` is its confirmation.
+  // `restoreOption`: its start can ask for a restore of the same schemas once it succeeded.
+  const JOBS = [
+    {
+      name: 'export',
+      schemas: { legend: 'Schemas to export', ask: (which, restore) => `Start an export of ${which}${restore ? ', then restore into the reporting database' : ''}?` },
+      restoreOption: true,
+    },
+    { name: 'restore', schemas: { legend: 'Schemas to restore', ask: (which) => `Restore ${which} into the reporting database?` } },
+    { name: 'time-limited' },
+  ];
+  const jobSpec = (name) => JOBS.find((job) => job.name === name) || { name };
   const ACTIVE = ['queued', 'running'];
   const RUNS_SHOWN = 30;
   // While a run is active the page refreshes every few seconds; otherwise rarely, and never while
@@ -95,8 +107,17 @@
   }
 
   function describeParams(run) {
-    const schemas = run.params && Array.isArray(run.params.schemas) ? run.params.schemas : undefined;
-    return schemas ? `schemas: ${schemas.join(', ')}` : '';
+    const params = run.params || {};
+    return [
+      Array.isArray(params.schemas) ? `schemas: ${params.schemas.join(', ')}` : '',
+      params.restore === true ? 'then restore' : '',
+      typeof params.exportRunId === 'string' ? `export run ${params.exportRunId}` : '',
+    ].filter(Boolean).join(' · ');
+  }
+
+  /** A link to a run's detail; an id that is not a run id stays plain text. */
+  function runLink(id) {
+    return UUID.test(String(id)) ? el('a', { href: `#run=${id}` }, String(id)) : String(id);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -128,18 +149,18 @@
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Progress of one run: a bar per export schema and the total
+  // Progress of one run: a bar per schema (the export's and the restore's steps) and the total
   // ---------------------------------------------------------------------------------------------
 
   // A step's status once it has ended for good; its bar is full whatever the outcome.
   const ENDED = ['succeeded', 'failed', 'timed_out'];
 
   /**
-   * The export's steps, one per schema, in the configured order: from `steps` as GET
+   * A run's steps, one per schema, in the configured order: from `steps` as GET
    * /jobs/runs/{id} gives them (a running step with its latest `progress`, an ended one with its
    * `result`). The steps run at once, in no set order, so nothing here is inferred from a position.
-   * A run the coordinator has not yet fanned out has no steps: its schemas wait, queued. A run
-   * recorded before the fan-out has no steps either, only its result's per-schema figures.
+   * A run the coordinator has not yet fanned out has no steps: its schemas wait, queued. An
+   * export run recorded before the fan-out has no steps either, only its result's per-schema figures.
    */
   function stepsOf(run, configuredSchemas) {
     if (Array.isArray(run.steps) && run.steps.length > 0) {
@@ -185,14 +206,14 @@
 
   function renderProgress(run, configuredSchemas) {
     const box = el('div', { class: 'progress' });
-    if (run.job !== 'export') {
+    if (!jobSpec(run.job).schemas) {
       if (run.progress && typeof run.progress === 'object') {
         box.append(el('p', {}, Object.entries(run.progress).map(([k, v]) => `${k}: ${typeof v === 'number' ? formatCount(v) : String(v)}`).join(' · ')));
       }
       return box;
     }
     const steps = stepsOf(run, configuredSchemas);
-    if (steps.length === 0) return box; // an export that ended before it was fanned out: its error says why
+    if (steps.length === 0) return box; // a run that ended before it was fanned out: its error says why
     const totals = totalsOf(run, steps);
     const total = el('progress', { class: 'total', max: Math.max(totals.schemasTotal, 1), 'aria-label': 'schemas done' });
     total.value = totals.schemasDone;
@@ -232,13 +253,41 @@
     add('Started', formatTime(run.startedAt));
     add('Finished', formatTime(run.finishedAt));
     add('Took', formatDuration(durationOf(run)));
-    // An export run's one moment: every tarball of the run shows the database as it stood then.
+    // An export run's one moment: every tarball of the run shows the database as it stood then;
+    // a restore's is that of the export it restored.
     if (run.asOf) add('As of', formatTime(run.asOf));
     const params = describeParams(run);
     if (params) add('Parameters', params);
+    const exportRuns = restoredExportRuns(run);
+    if (exportRuns.length > 0) add(exportRuns.length === 1 ? 'Export run' : 'Export runs', ...joined(exportRuns.map(runLink)));
+    const restore = restoreAfterExport(run);
+    if (restore) add('Restore', ...restore);
     const box = el('div', {}, facts, renderProgress(run, configuredSchemas));
     if (run.error) box.append(el('h3', {}, 'Error'), el('pre', { class: 'error run-error' }, String(run.error)));
     return box;
+  }
+
+  /** The export runs whose tarballs a restore run loaded: the one it was pinned to, and each step's. */
+  function restoredExportRuns(run) {
+    if (run.job !== 'restore') return [];
+    const ids = [run.params && run.params.exportRunId, ...(Array.isArray(run.steps) ? run.steps.map((s) => s.result && s.result.exportRunId) : [])];
+    return [...new Set(ids.filter((id) => typeof id === 'string'))];
+  }
+
+  /** What became of the restore an export run asked for ({"restore": true}): its run, or why not. */
+  function restoreAfterExport(run) {
+    if (run.job !== 'export' || !run.params || run.params.restore !== true) return undefined;
+    const restore = run.result && typeof run.result === 'object' ? run.result.restore : undefined;
+    if (restore && typeof restore.runId === 'string') return ['run ', runLink(restore.runId)];
+    if (restore && restore.started === false) return [el('span', { class: 'error restore-reason' }, String(restore.reason))];
+    if (restore && restore.starting) return ['starting'];
+    if (ACTIVE.includes(run.status)) return ['asked for: it starts once the run has succeeded and every tarball is verified'];
+    if (run.status === 'succeeded') return ['waiting for the tarball verifier to check every tarball'];
+    return ['not started: the run did not succeed'];
+  }
+
+  function joined(nodes, separator = ', ') {
+    return nodes.flatMap((node, index) => (index === 0 ? [node] : [separator, node]));
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -279,25 +328,29 @@
   // ---------------------------------------------------------------------------------------------
   // A job's panel
   // ---------------------------------------------------------------------------------------------
-  function createPanel(job) {
+  function createPanel(spec) {
+    const job = spec.name;
     const root = byId('job-template').content.firstElementChild.cloneNode(true);
     root.id = `job-${job}`;
     root.setAttribute('aria-label', job);
     const part = (selector) => root.querySelector(selector);
     const parts = {
       name: part('.job-name'), schedule: part('.job-schedule'), form: part('.start-form'), schemas: part('.schemas'),
-      schemaList: part('.schema-list'), start: part('.start-button'), message: part('.start-message'), active: part('.active'),
+      schemaList: part('.schema-list'), schemasLegend: part('.schemas legend'), thenRestore: part('.then-restore'),
+      thenRestoreChoice: part('.then-restore input'), start: part('.start-button'), message: part('.start-message'), active: part('.active'),
       chart: part('.chart'), filter: part('.status-filter'), rows: part('.runs tbody'),
     };
     parts.name.textContent = job;
-    parts.start.textContent = job === 'export' ? 'Start export' : `Start ${job}`;
+    parts.start.textContent = `Start ${job}`;
+    if (spec.schemas) parts.schemasLegend.textContent = spec.schemas.legend;
+    parts.thenRestore.hidden = !spec.restoreOption;
     const state = { overview: undefined, runs: [], listed: [], active: undefined, openErrors: new Set(), schemasShown: '' };
     parts.filter.addEventListener('change', () => refresh());
     parts.form.addEventListener('submit', (event) => {
       event.preventDefault();
       void confirmAndStart(job);
     });
-    const panel = { job, root, parts, state };
+    const panel = { job, spec, root, parts, state };
     panels.set(job, panel);
     return panel;
   }
@@ -408,21 +461,29 @@
     });
   }
 
+  /** The start's request body and its confirmation, from what the panel has ticked; or why not. */
+  function startRequest(panel) {
+    const { spec, parts } = panel;
+    if (!spec.schemas) return { question: `Start a ${spec.name} run?` };
+    const { all, chosen } = chosenSchemas(panel);
+    if (chosen.length === 0) return { refused: 'Tick at least one schema.' };
+    const restore = Boolean(spec.restoreOption && parts.thenRestoreChoice.checked);
+    const params = { ...(all ? {} : { schemas: chosen }), ...(restore ? { restore: true } : {}) };
+    return {
+      body: Object.keys(params).length > 0 ? JSON.stringify(params) : undefined,
+      question: spec.schemas.ask(all ? 'all schemas' : chosen.join(', '), restore),
+    };
+  }
+
   async function confirmAndStart(job) {
     const panel = panels.get(job);
     const { message } = panel.parts;
-    let body;
-    let what = `a ${job} run`;
-    if (job === 'export') {
-      const { all, chosen } = chosenSchemas(panel);
-      if (chosen.length === 0) {
-        message.replaceChildren(el('span', { class: 'error' }, 'Tick at least one schema.'));
-        return;
-      }
-      if (!all) body = JSON.stringify({ schemas: chosen });
-      what = all ? 'an export of all schemas' : `an export of ${chosen.join(', ')}`;
+    const { body, question, refused } = startRequest(panel);
+    if (refused) {
+      message.replaceChildren(el('span', { class: 'error' }, refused));
+      return;
     }
-    if (!(await confirmStart(`Start ${what}?`))) {
+    if (!(await confirmStart(question))) {
       panel.parts.start.focus();
       return;
     }
@@ -475,7 +536,7 @@
     refreshing = true;
     refreshAgain = false;
     try {
-      for (const job of JOBS) if (!panels.has(job)) byId('jobs').append(createPanel(job).root);
+      for (const spec of JOBS) if (!panels.has(spec.name)) byId('jobs').append(createPanel(spec).root);
       await Promise.all([...panels.values()].map(loadJob));
       await showRunFromHash();
       byId('page-status').textContent = `Updated ${formatTime(new Date().toISOString())}`;
@@ -504,8 +565,8 @@
       return;
     }
     const run = await getJson(`runs/${id}`);
-    const exportPanel = panels.get('export');
-    const schemas = exportPanel && exportPanel.state.overview ? exportPanel.state.overview.schemas : undefined;
+    const jobPanel = panels.get(run.job);
+    const schemas = jobPanel && jobPanel.state.overview ? jobPanel.state.overview.schemas : undefined;
     byId('run-detail-title').textContent = `Run ${run.id}`;
     byId('run-detail-body').replaceChildren(renderRunFacts(run, schemas));
     const wasHidden = section.hidden;
