@@ -16,13 +16,14 @@ export const METRIC = {
   succeeded: 'Succeeded',
   failed: 'Failed',
   skipped: 'Skipped',
+  cancelled: 'Cancelled',
 } as const;
 
 export type Outcome = 'succeeded' | 'failed';
 
 export interface RunFigures {
   job: string;
-  outcome: Outcome | 'skipped';
+  outcome: Outcome | 'skipped' | 'cancelled';
   durationMs?: number;
   rows?: number;
   bytes?: number;
@@ -32,7 +33,7 @@ export interface StepFigures {
   job: string;
   /** The step's name: for the export, the schema. */
   schema: string;
-  outcome: Outcome;
+  outcome: Outcome | 'cancelled';
   durationMs: number;
   rows?: number;
   bytes?: number;
@@ -48,6 +49,7 @@ function publish(dimensions: Record<string, string>, figures: { outcome: RunFigu
   metrics.addMetric(METRIC.succeeded, MetricUnit.Count, figures.outcome === 'succeeded' ? 1 : 0);
   metrics.addMetric(METRIC.failed, MetricUnit.Count, figures.outcome === 'failed' ? 1 : 0);
   if (figures.outcome === 'skipped') metrics.addMetric(METRIC.skipped, MetricUnit.Count, 1);
+  if (figures.outcome === 'cancelled') metrics.addMetric(METRIC.cancelled, MetricUnit.Count, 1);
   if (figures.durationMs !== undefined) metrics.addMetric(METRIC.duration, MetricUnit.Milliseconds, figures.durationMs);
   if (figures.rows !== undefined) metrics.addMetric(METRIC.rows, MetricUnit.Count, figures.rows);
   if (figures.bytes !== undefined) metrics.addMetric(METRIC.bytes, MetricUnit.Bytes, figures.bytes);

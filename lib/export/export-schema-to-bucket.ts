@@ -39,6 +39,8 @@ export async function exportSchemaToBucket(
     onSnapshotImported?: () => Promise<void>;
     metadata?: Record<string, string>;
     tableParallelism?: number;
+    /** Stops it (the run was cancelled): nothing is uploaded, nothing is left behind. */
+    signal?: AbortSignal;
   },
   deps: { sql: Sql; s3: S3Client; folder: string },
   onProgress?: (progress: SchemaProgress) => void,
@@ -58,6 +60,7 @@ export async function exportSchemaToBucket(
       ...(target.metadata && { metadata: target.metadata }),
       folder: deps.folder,
       parallelism: target.tableParallelism,
+      ...(target.signal && { signal: target.signal }),
       onTableBytes: (bytes) => {
         progress.bytes = bytesOfFinishedTables + bytes;
         onProgress?.({ ...progress });
@@ -82,6 +85,7 @@ export async function exportSchemaToBucket(
     logger.info('Schema exported', { schema, ...upload });
     return upload;
   } catch (error) {
+    if (target.signal?.aborted) throw error;
     logger.error('Schema export failed', { schema, key, timeTakenMs: Math.round(performance.now() - started), error: error as Error });
     throw error;
   } finally {

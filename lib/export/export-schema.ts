@@ -87,6 +87,8 @@ export interface SchemaExportTarget {
    * connections less one, which is left for the run ledger's progress writes.
    */
   parallelism?: number;
+  /** Stops the export (its run was cancelled): COPYs cancelled on the server, the upload aborted, the files removed. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -106,8 +108,11 @@ export async function exportSchema(schema: string, target: SchemaExportTarget): 
   const exportedAt = new Date();
   const connections = new SnapshotConnections(sql, { runId: run.runId, snapshotId: run.snapshot.id });
   const stop = new AbortController();
+  const stopWith = (): void => stop.abort(target.signal!.reason);
+  target.signal?.addEventListener('abort', stopWith, { once: true });
   let tarball: SchemaTarball | undefined;
   try {
+    target.signal?.throwIfAborted();
     await mkdir(folder, { recursive: true });
     const reading = <T>(work: Promise<T>): Promise<T> =>
       work.catch((error: unknown) => {
@@ -129,6 +134,7 @@ export async function exportSchema(schema: string, target: SchemaExportTarget): 
     const others: ReservedSql[] = [];
     for (let i = 1; i < parallelism; i += 1) others.push(await reading(connections.join()));
     await target.onSnapshotImported?.();
+    stop.signal.throwIfAborted();
 
     tarball = await startSchemaTarball(s3, { bucket, key, metadata: target.metadata }, { date: exportedAt });
     // First, so a restore creates the tables before their rows stream past.
@@ -157,6 +163,7 @@ export async function exportSchema(schema: string, target: SchemaExportTarget): 
     await tarball?.cancel();
     throw error;
   } finally {
+    target.signal?.removeEventListener('abort', stopWith);
     await connections.release();
     await rm(folder, { recursive: true, force: true });
   }

@@ -32,7 +32,7 @@ export function createExportStepWork(
   s3: S3Client,
   { removeLeftovers = false, tmpRoot = tmpdir(), restoreAfterExport }: { removeLeftovers?: boolean; tmpRoot?: string; restoreAfterExport?: Dispatch } = {},
 ): StepWork {
-  const work: StepWork = async (step, { sql, steps, reportProgress }) => {
+  const work: StepWork = async (step, { sql, steps, reportProgress, signal }) => {
     // The run's one moment, recorded by its coordinator; never a snapshot of this step's own.
     const snapshot = await steps.runSnapshot(step.runId);
     if (!snapshot) throw new RunSnapshotGoneError(step.runId, 'the run has no snapshot recorded');
@@ -50,6 +50,7 @@ export function createExportStepWork(
           // The configured schemas: the path each definition is printed under (schema-definition.ts).
           run: { runId: step.runId, snapshot, schemas: settings.schemas },
           onSnapshotImported: () => steps.markSnapshotImported(step.id),
+          ...(signal && { signal }),
         },
         // A folder inside: exportSchemaToBucket removes the one it is given.
         { sql, s3, folder: join(folder, 'schema') },
@@ -58,7 +59,7 @@ export function createExportStepWork(
       recordStepMetrics({ job: 'export', schema: step.name, outcome: 'succeeded', durationMs: timeTakenMs, rows, bytes });
       return { key, asOf, tables, rows, bytes, compressedBytes, timeTakenMs };
     } catch (error) {
-      recordStepMetrics({ job: 'export', schema: step.name, outcome: 'failed', durationMs: Math.round(performance.now() - started) });
+      recordStepMetrics({ job: 'export', schema: step.name, outcome: signal?.aborted ? 'cancelled' : 'failed', durationMs: Math.round(performance.now() - started) });
       throw error;
     } finally {
       await rm(folder, { recursive: true, force: true });

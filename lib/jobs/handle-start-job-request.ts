@@ -1,6 +1,8 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { HttpError } from '../http/http-error';
 import { readJsonBody } from '../http/read-json-body';
+import { requesterOf } from '../http/requester';
+import type { RequestIdentity } from '../http/requester';
 import { errorResponse, noContent } from '../http/responses';
 import { logger } from '../logger';
 import { ActiveRunError } from '../runs/run-errors';
@@ -14,7 +16,7 @@ export interface StartJobDeps {
   dispatch: Dispatch;
 }
 
-export type StartJobEvent = Pick<APIGatewayProxyEvent, 'httpMethod' | 'body' | 'isBase64Encoded' | 'headers'>;
+export type StartJobEvent = Pick<APIGatewayProxyEvent, 'httpMethod' | 'body' | 'isBase64Encoded' | 'headers'> & RequestIdentity;
 
 /**
  * `POST /jobs/<job>`: validate, record a queued run, hand it to the worker, answer 204 with the
@@ -37,7 +39,7 @@ export async function handleStartJobRequest(job: JobRequest, event: StartJobEven
     const ledger = await deps.getLedger();
     let runId: string;
     try {
-      runId = (await ledger.enqueue(job.name, 'http', params)).id;
+      runId = (await ledger.enqueue(job.name, 'http', params, undefined, requesterOf(event))).id;
     } catch (error) {
       if (error instanceof ActiveRunError) {
         throw new HttpError(409, `${/^[aeiou]/.test(job.name) ? 'An' : 'A'} ${job.name} run is already queued or running`, {

@@ -9,6 +9,8 @@ export interface JobContext {
   reportProgress(progress: unknown): void;
   /** When this attempt must have ended (epoch ms): its Lambda's timeout, or the inline lease. */
   deadline: number;
+  /** Aborted when the run is cancelled (POST /jobs/runs/{id}/cancel): the job stops, undoing what it can. */
+  signal?: AbortSignal;
 }
 
 /** A job as its worker carries it out: the request side (JobRequest) and the run. */

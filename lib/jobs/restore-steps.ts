@@ -62,7 +62,7 @@ function lostConnection(error: unknown): boolean {
  * nothing left behind.
  */
 export function createRestoreStepWork(settings: Pick<RestoreSettings, 'bucket' | 'tableParallelism'>, s3: S3Client, target: RestoreTarget): StepWork {
-  const work: StepWork = async (step, { steps, reportProgress }) => {
+  const work: StepWork = async (step, { steps, reportProgress, signal }) => {
     const started = performance.now();
     try {
       const result = await restoreStep(step, await steps.listSteps(step.runId), {
@@ -71,10 +71,18 @@ export function createRestoreStepWork(settings: Pick<RestoreSettings, 'bucket' |
         target,
         reportProgress,
         markStaged: () => steps.markStaged(step.id),
+        signal,
       });
       recordStepMetrics({ job: 'restore', schema: step.name, outcome: 'succeeded', durationMs: Math.round(performance.now() - started), rows: result.rows, bytes: result.bytes });
       return result;
     } catch (error) {
+      if (signal?.aborted) {
+        // Cancelled with its run: no step will put the run in place. What the steps built goes,
+        // but for a step still loading (it drops its own when it notices).
+        recordStepMetrics({ job: 'restore', schema: step.name, outcome: 'cancelled', durationMs: Math.round(performance.now() - started) });
+        await dropRunStaging(target, (await steps.listSteps(step.runId)).filter((s) => s.id === step.id || s.status !== 'running'));
+        throw error;
+      }
       recordStepMetrics({ job: 'restore', schema: step.name, outcome: 'failed', durationMs: Math.round(performance.now() - started) });
       if (error instanceof RestoreStepError) throw error;
       throw new RestoreStepError(categoriseRestoreFailure(error).message, !lostConnection(error), { cause: error });
@@ -92,6 +100,7 @@ interface StepDeps {
   target: RestoreTarget;
   reportProgress(progress: StepProgress): void;
   markStaged(): Promise<{ last: boolean; failed: string[] }>;
+  signal?: AbortSignal;
 }
 
 async function restoreStep(step: RunStep, runSteps: RunStep[], deps: StepDeps): Promise<StepResult> {
@@ -117,6 +126,7 @@ async function restoreStep(step: RunStep, runSteps: RunStep[], deps: StepDeps): 
     const progress: StepProgress = { tablesDone: 0, rows: 0, bytes: 0 };
     const [staged] = await loadStagedSchemas(sql, [tarball], names, {
       parallelism,
+      signal: deps.signal,
       // Keys between the run's schemas wait for the last step: the other schema may not be filled yet.
       foreignKeysTo: (schema) => schema === step.name || !runSchemas.has(schema),
       onEvent(event) {
@@ -144,6 +154,7 @@ async function restoreStep(step: RunStep, runSteps: RunStep[], deps: StepDeps): 
       compressedBytes: input.size,
       replaced: false,
     };
+    deps.signal?.throwIfAborted();
     const { last } = await deps.markStaged();
     if (last) {
       await putRunInPlace(sql, step, runSteps, tarball, { ...deps, names, runSchemas, replacements, parallelism, asOf: staged!.asOf });

@@ -2,7 +2,8 @@ import type { Sql } from 'postgres';
 import { logger } from '../logger';
 import { recordRunMetrics } from '../metrics';
 import { createProgressReporter } from '../runs/progress-reporter';
-import { ActiveRunError } from '../runs/run-errors';
+import { watchForCancel } from '../runs/cancel-watch';
+import { ActiveRunError, RunStateError } from '../runs/run-errors';
 import type { RunLedger, RunStatus } from '../runs/run-ledger';
 import { isFailureRecordedOnRun, markFailureRecordedOnRun } from './failure-recorded-on-run';
 import { STEPS_CLOSE_THE_RUN } from './job';
@@ -25,7 +26,9 @@ export interface WorkerDeps {
 
 export type WorkerOutcome =
   | { runId: string; status: Extract<RunStatus, 'succeeded'>; result: unknown }
-  | { runId: string; status: 'skipped'; activeRunId: string }
+  | { runId: string; status: 'skipped'; activeRunId?: string; reason?: 'paused' }
+  /** Cancelled (POST /jobs/runs/{id}/cancel) while it ran, or before: what it had done is undone. */
+  | { runId: string; status: 'cancelled' }
   /** Fanned out: the run's steps are under way in their own invocations, and the last closes the run. */
   | { runId: string; status: 'running'; steps: string[] }
   /** A redelivered event for a run that is finished or still running elsewhere: nothing was done. */
@@ -69,11 +72,19 @@ export async function runJobWorker(job: Job, request: JobWorkerRequest, context:
     runId = earlier.id;
   } else if (request.kind === 'new') {
     const { params } = request;
+    // A paused schedule (PUT /jobs/{job}/schedule) records that it fired, and does nothing else.
+    const pause = request.trigger === 'schedule' ? await ledger.schedulePause(job.name) : undefined;
+    if (pause?.paused) {
+      const skipped = await ledger.recordSkipped(job.name, 'schedule', { pause });
+      logger.warn('Run skipped: the schedule is paused', { job: job.name, runId: skipped.id, pausedBy: pause.by, pausedAt: pause.at });
+      recordRunMetrics({ job: job.name, outcome: 'skipped' });
+      return { runId: skipped.id, status: 'skipped', reason: 'paused' };
+    }
     try {
       runId = (await ledger.enqueue(job.name, request.trigger, params, context.requestId)).id;
     } catch (error) {
       if (!(error instanceof ActiveRunError)) throw error;
-      const skipped = await ledger.recordSkipped(job.name, request.trigger, error.activeRunId);
+      const skipped = await ledger.recordSkipped(job.name, request.trigger, { activeRunId: error.activeRunId });
       logger.warn('Run skipped: another run of this job is active', { job: job.name, runId: skipped.id, activeRunId: error.activeRunId });
       recordRunMetrics({ job: job.name, outcome: 'skipped' });
       return { runId: skipped.id, status: 'skipped', activeRunId: error.activeRunId };
@@ -94,16 +105,31 @@ export async function runJobWorker(job: Job, request: JobWorkerRequest, context:
   const started = performance.now();
   const elapsedMs = () => Math.round(performance.now() - started);
   const deadline = Date.now() + context.leaseMs;
+  const isCancelled = async () => (await ledger.get(runId))?.status === 'cancelled';
+  const cancel = watchForCancel(runId, isCancelled);
+  const cancelled = (): WorkerOutcome => {
+    logger.warn('Run cancelled; what it had done was undone', { job: job.name, runId });
+    recordRunMetrics({ job: job.name, outcome: 'cancelled', durationMs: elapsedMs() });
+    return { runId, status: 'cancelled' };
+  };
   try {
-    const result = await job.run(job.parseParams(claim.run.params), { sql, runId, reportProgress: progress.report, deadline });
+    const result = await job.run(job.parseParams(claim.run.params), { sql, runId, reportProgress: progress.report, deadline, signal: cancel.signal });
     await progress.flush();
     if (result === STEPS_CLOSE_THE_RUN) return await stepsOutcome(ledger, runId);
-    await ledger.succeed(runId, result);
+    try {
+      await ledger.succeed(runId, result);
+    } catch (error) {
+      // Cancelled after the work was done (its last moment): the run stays cancelled, as asked.
+      if (error instanceof RunStateError && error.status === 'cancelled') return cancelled();
+      throw error;
+    }
     recordRunMetrics({ job: job.name, outcome: 'succeeded', durationMs: elapsedMs(), ...job.measure?.(result) });
     return { runId, status: 'succeeded', result };
   } catch (error) {
     // A fanned-out run that its steps closed as failed: recorded, and measured where it closed.
     if (isFailureRecordedOnRun(error)) throw error;
+    // Cancelled: the ledger says so already; Lambda must not try it again.
+    if (cancel.signal.aborted || (await isCancelled().catch(() => false))) return cancelled();
     recordRunMetrics({ job: job.name, outcome: 'failed', durationMs: elapsedMs() });
     try {
       await progress.flush();
@@ -115,6 +141,8 @@ export async function runJobWorker(job: Job, request: JobWorkerRequest, context:
       throw error;
     }
     throw markFailureRecordedOnRun(error);
+  } finally {
+    cancel.stop();
   }
 }
 
@@ -126,6 +154,7 @@ async function stepsOutcome(ledger: RunLedger, runId: string): Promise<WorkerOut
   const run = await ledger.getWithSteps(runId);
   if (run?.status === 'succeeded') return { runId, status: 'succeeded', result: run.result };
   if (run?.status === 'failed' || run?.status === 'timed_out') throw markFailureRecordedOnRun(new Error(run.error ?? `The run ${run.status}`));
+  if (run?.status === 'cancelled') return { runId, status: 'cancelled' };
   logger.info('Run handed to its steps', { runId, steps: run?.steps.map((step) => step.name) });
   return { runId, status: 'running', steps: (run?.steps ?? []).map((step) => step.name) };
 }

@@ -2,6 +2,7 @@ import type { Sql } from 'postgres';
 import { logger } from '../logger';
 import { recordRunMetrics } from '../metrics';
 import { createProgressReporter } from '../runs/progress-reporter';
+import { watchForCancel } from '../runs/cancel-watch';
 import { isUuid } from '../runs/run';
 import type { ClosedRun, RunStep, StepLedger, StepProgress, StepResult } from '../runs/step-ledger';
 import type { StepEvent } from './dispatch';
@@ -13,7 +14,16 @@ import { WorkerEventError } from './worker-event';
  * `afterRunClosed`: called by the step whose ending closed the run (the restore drops what its
  * steps built when the run did not succeed); a failure there is logged, never the step's.
  */
-export type StepWork = ((step: RunStep, context: { sql: Sql; steps: StepLedger; reportProgress(progress: StepProgress): void }) => Promise<StepResult>) & {
+export type StepWork = ((
+  step: RunStep,
+  context: {
+    sql: Sql;
+    steps: StepLedger;
+    reportProgress(progress: StepProgress): void;
+    /** Aborted when the run is cancelled: the work stops and undoes what it began, then throws. */
+    signal?: AbortSignal;
+  },
+) => Promise<StepResult>) & {
   afterRunClosed?: (closed: ClosedRun, context: { sql: Sql; steps: StepLedger }) => Promise<void>;
 };
 
@@ -55,7 +65,9 @@ export interface StepWorkerDeps {
 export type StepWorkerOutcome =
   | { runId: string; step: string; status: 'succeeded'; result: StepResult; runClosed?: ClosedRun }
   /** A redelivered event for a step that is finished or still running elsewhere: nothing was done. */
-  | { runId: string; step: string; status: 'not_claimed'; reason: string };
+  | { runId: string; step: string; status: 'not_claimed'; reason: string }
+  /** Its run was cancelled while it ran: it stopped and undid what it had begun. */
+  | { runId: string; step: string; status: 'cancelled' };
 
 /** Reads a step event, `{ "runId": "<uuid>", "step": "<name>" }`. Pure; throws WorkerEventError. */
 export function parseStepEvent(event: unknown): StepEvent {
@@ -96,10 +108,18 @@ export async function runStepWorker(event: StepEvent, work: StepWork, context: S
   const { step } = claim;
   logger.info('Step started', { runId, step: name, attempt: step.attempts });
   const progress = createProgressReporter({ reportProgress: (id, value) => steps.reportProgress(id, value as StepProgress) }, step.id);
+  const cancel = watchForCancel(runId, async () => (await steps.runStatus(runId)) === 'cancelled');
   let result: StepResult;
   try {
-    result = await work(step, { sql, steps, reportProgress: progress.report });
+    result = await work(step, { sql, steps, reportProgress: progress.report, signal: cancel.signal });
   } catch (error) {
+    cancel.stop();
+    if (cancel.signal.aborted) {
+      await progress.flush();
+      await steps.finish(step.id, { status: 'cancelled' });
+      logger.warn('Step cancelled with its run; what it had begun was undone', { runId, step: name, cause: describe(error) });
+      return { runId, step: name, status: 'cancelled' };
+    }
     // A failure no retry can mend (the run's snapshot is gone) ends the step at once.
     const final = step.attempts >= context.maxAttempts || isFinalStepFailure(error);
     try {
@@ -115,6 +135,7 @@ export async function runStepWorker(event: StepEvent, work: StepWork, context: S
     }
     throw markFailureRecordedOnRun(error);
   }
+  cancel.stop();
   await progress.flush();
   const { closed } = await steps.finish(step.id, { status: 'succeeded', result });
   if (closed) await onRunClosed(closed, work, { sql, steps });

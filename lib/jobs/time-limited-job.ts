@@ -6,7 +6,7 @@ import { timeLimitedRequest } from './time-limited-request';
 export function createTimeLimitedJob(settings: TimeLimitedSettings): Job {
   return {
     ...timeLimitedRequest,
-    run: (_params, { sql }) => addTimeLimitedWorkflows(sql, settings),
+    run: (_params, { sql, signal }) => addTimeLimitedWorkflows(sql, settings, new Date(), signal),
     measure: (result) => ({ rows: (result as { count: number }).count }),
   };
 }

@@ -1,14 +1,22 @@
 import type { JSONValue, Sql } from 'postgres';
 import { JOB_NAMES, RUN_STATUSES } from './run';
-import type { JobName, Run, RunStatus, Trigger } from './run';
+import type { JobName, RequestedBy, Run, RunStatus, Trigger } from './run';
 import { QUEUED_RUN_EXPIRY_SECONDS, takeoverAllowed } from './lease-rules';
 import { createStepLedger, totalSteps } from './step-ledger';
 import type { RunStep } from './step-ledger';
 import { DEFAULT_LIST_LIMIT, isJobName, isListLimit, isRunStatus, isUuid, MAX_LIST_LIMIT } from './run';
+import { inTransaction } from '../clients/transaction';
 import { ActiveRunError, LedgerNotMigratedError, RunNotFoundError, RunStateError } from './run-errors';
 
 export { JOB_NAMES, RUN_STATUSES };
-export type { JobName, Run, RunStatus, Trigger };
+export type { JobName, RequestedBy, Run, RunStatus, Trigger };
+
+/** A job's schedule paused (or resumed) without a deploy, by whom and when. */
+export interface SchedulePause {
+  paused: boolean;
+  by: RequestedBy;
+  at: string;
+}
 
 export type ClaimOutcome =
   | { claimed: true; run: Run }
@@ -21,11 +29,14 @@ export interface RunLedger {
    * index decides that, not a prior read. `requestId`: the Lambda request of the worker that
    * records the run (a scheduled or manual trigger), so that Lambda's retry of it finds the run.
    */
-  enqueue(job: JobName, trigger: Trigger, params?: Record<string, unknown>, requestId?: string): Promise<Run>;
+  enqueue(job: JobName, trigger: Trigger, params?: Record<string, unknown>, requestId?: string, requestedBy?: RequestedBy): Promise<Run>;
   /** The newest run of `job` recorded or last attempted by the Lambda request `requestId`. */
   findByRequestId(job: JobName, requestId: string): Promise<Run | undefined>;
-  /** Records a run that did not happen because `activeRunId` was active; its result names that run. */
-  recordSkipped(job: JobName, trigger: Trigger, activeRunId: string): Promise<Run>;
+  /**
+   * Records a run that did not happen: because `activeRunId` was active (its result names that
+   * run), or because the job's schedule is paused (its result names the pause).
+   */
+  recordSkipped(job: JobName, trigger: Trigger, why: { activeRunId: string } | { pause: SchedulePause }, requestedBy?: RequestedBy): Promise<Run>;
   /**
    * Starts an attempt: queued, failed, timed_out, running with an expired lease, or running under
    * the same Lambda request id (a retry of an attempt that crashed) → running, attempts + 1, a
@@ -44,6 +55,15 @@ export interface RunLedger {
   getWithSteps(runId: string): Promise<RunWithSteps | undefined>;
   /** Newest first; limit 20 by default, 1 to 100 (RangeError outside that). */
   list(job: JobName, opts?: { status?: RunStatus; limit?: number }): Promise<Run[]>;
+  /**
+   * queued or running → cancelled, with who asked; its queued steps are cancelled with it, and its
+   * running steps notice within seconds (runs/cancel-watch.ts) and end cancelled. Throws
+   * RunNotFoundError, or RunStateError for a run that has ended.
+   */
+  cancel(runId: string, by: RequestedBy): Promise<RunWithSteps>;
+  /** Whether the job's schedule is paused, and who last paused or resumed it; undefined if never. */
+  schedulePause(job: JobName): Promise<SchedulePause | undefined>;
+  setSchedulePause(job: JobName, paused: boolean, by: RequestedBy): Promise<SchedulePause>;
 }
 
 /** A step as GET /jobs/runs/{id} shows it (a dashboard reads exactly this). */
@@ -88,6 +108,8 @@ interface RunRow {
   error: string | null;
   lambda_request_id: string | null;
   as_of: Date | null;
+  requested_by: RequestedBy | null;
+  cancelled_by: RequestedBy | null;
 }
 
 const ACTIVE_RUN_INDEX = 'runs_one_active_per_job';
@@ -114,7 +136,14 @@ function toRun(row: RunRow): Run {
     error: row.error,
     lambdaRequestId: row.lambda_request_id,
     asOf: iso(row.as_of),
+    requestedBy: row.requested_by,
+    cancelledBy: row.cancelled_by,
   };
+}
+
+/** Who asked, when the caller does not say: what the trigger alone tells. */
+function requesterOf(trigger: Trigger): RequestedBy {
+  return trigger === 'http' ? { kind: 'http', apiKeyId: null, sourceIp: null, userAgent: null } : { kind: trigger };
 }
 
 function isActiveRunConflict(error: unknown): boolean {
@@ -160,6 +189,9 @@ export function createRunLedger(sql: Sql): RunLedger {
     get: explainMissingTable(ledger.get),
     getWithSteps: explainMissingTable(ledger.getWithSteps),
     list: explainMissingTable(ledger.list),
+    cancel: explainMissingTable(ledger.cancel),
+    schedulePause: explainMissingTable(ledger.schedulePause),
+    setSchedulePause: explainMissingTable(ledger.setSchedulePause),
   };
 }
 
@@ -177,6 +209,15 @@ function createUncheckedRunLedger(sql: Sql): RunLedger {
     return row;
   }
 
+  async function withSteps(runId: string): Promise<RunWithSteps | undefined> {
+    const row = await findRow(runId);
+    if (!row) return undefined;
+    const run = toRun(row);
+    const runSteps = await steps.listSteps(runId);
+    if (runSteps.length === 0) return { ...run, steps: [] };
+    return { ...run, progress: totalSteps(runSteps), steps: runSteps.map(showStep) };
+  }
+
   async function findActiveRunId(job: JobName): Promise<string | undefined> {
     const [row] = await sql<{ id: string }[]>`
       SELECT id FROM jobs.runs WHERE job = ${job} AND status IN ('queued', 'running')`;
@@ -190,7 +231,7 @@ function createUncheckedRunLedger(sql: Sql): RunLedger {
   }
 
   return {
-    async enqueue(job, trigger, params = {}, requestId) {
+    async enqueue(job, trigger, params = {}, requestId, requestedBy = requesterOf(trigger)) {
       // A fanned-out run follows its steps: steps nobody carries on end it first.
       await steps.expireSteps(job);
       // A run still 'running' past its lease lost its worker to the Lambda timeout. The lease
@@ -212,8 +253,8 @@ function createUncheckedRunLedger(sql: Sql): RunLedger {
       for (let attempt = 0; ; attempt += 1) {
         try {
           const [row] = await sql<RunRow[]>`
-            INSERT INTO jobs.runs (job, trigger, status, params, lambda_request_id)
-            VALUES (${job}, ${trigger}, 'queued', ${sql.json(params as JSONValue)}, ${requestId ?? null})
+            INSERT INTO jobs.runs (job, trigger, status, params, lambda_request_id, requested_by)
+            VALUES (${job}, ${trigger}, 'queued', ${sql.json(params as JSONValue)}, ${requestId ?? null}, ${sql.json(requestedBy as unknown as JSONValue)})
             RETURNING *`;
           return toRun(row!);
         } catch (error) {
@@ -235,10 +276,11 @@ function createUncheckedRunLedger(sql: Sql): RunLedger {
       return row && toRun(row);
     },
 
-    async recordSkipped(job, trigger, activeRunId) {
+    async recordSkipped(job, trigger, why, requestedBy = requesterOf(trigger)) {
+      const result = 'pause' in why ? { reason: 'paused', pause: why.pause } : why;
       const [row] = await sql<RunRow[]>`
-        INSERT INTO jobs.runs (job, trigger, status, finished_at, result)
-        VALUES (${job}, ${trigger}, 'skipped', now(), ${sql.json({ activeRunId })})
+        INSERT INTO jobs.runs (job, trigger, status, finished_at, result, requested_by)
+        VALUES (${job}, ${trigger}, 'skipped', now(), ${sql.json(result as unknown as JSONValue)}, ${sql.json(requestedBy as unknown as JSONValue)})
         RETURNING *`;
       return toRun(row!);
     },
@@ -323,13 +365,38 @@ function createUncheckedRunLedger(sql: Sql): RunLedger {
       return row && toRun(row);
     },
 
-    async getWithSteps(runId) {
-      const row = await findRow(runId);
-      if (!row) return undefined;
-      const run = toRun(row);
-      const runSteps = await steps.listSteps(runId);
-      if (runSteps.length === 0) return { ...run, steps: [] };
-      return { ...run, progress: totalSteps(runSteps), steps: runSteps.map(showStep) };
+    getWithSteps: withSteps,
+
+    async cancel(runId, by) {
+      await inTransaction(sql, async (tx) => {
+        const [row] = isUuid(runId) ? await tx<{ status: RunStatus }[]>`SELECT status FROM jobs.runs WHERE id = ${runId} FOR UPDATE` : [];
+        if (!row) throw new RunNotFoundError(runId);
+        if (row.status !== 'queued' && row.status !== 'running') throw new RunStateError(runId, row.status, 'cancel');
+        const error = `Cancelled by ${describeRequester(by)}`;
+        await tx`
+          UPDATE jobs.runs
+          SET status = 'cancelled', finished_at = now(), lease_expires_at = NULL, error = ${error}, cancelled_by = ${sql.json(by as unknown as JSONValue)}
+          WHERE id = ${runId}`;
+        // Steps not started never start; running ones notice (cancel-watch.ts) and end cancelled.
+        await tx`
+          UPDATE jobs.run_steps SET status = 'cancelled', finished_at = now(), lease_expires_at = NULL, error = 'Cancelled before it started'
+          WHERE run_id = ${runId} AND status = 'queued'`;
+      });
+      return (await withSteps(runId))!;
+    },
+
+    async schedulePause(job) {
+      const [row] = await sql<{ paused: boolean; changed_by: RequestedBy; changed_at: Date }[]>`
+        SELECT paused, changed_by, changed_at FROM jobs.schedule_pauses WHERE job = ${job}`;
+      return row && { paused: row.paused, by: row.changed_by, at: row.changed_at.toISOString() };
+    },
+
+    async setSchedulePause(job, paused, by) {
+      const [row] = await sql<{ changed_at: Date }[]>`
+        INSERT INTO jobs.schedule_pauses (job, paused, changed_by) VALUES (${job}, ${paused}, ${sql.json(by as unknown as JSONValue)})
+        ON CONFLICT (job) DO UPDATE SET paused = excluded.paused, changed_by = excluded.changed_by, changed_at = now()
+        RETURNING changed_at`;
+      return { paused, by, at: row!.changed_at.toISOString() };
     },
 
     async list(job, { status, limit = DEFAULT_LIST_LIMIT } = {}) {
@@ -345,4 +412,18 @@ function createUncheckedRunLedger(sql: Sql): RunLedger {
       return rows.map(toRun);
     },
   };
+}
+
+/** A requester in a few words, for a message: "API key abc123 (203.0.113.9)", "the schedule". */
+export function describeRequester(by: RequestedBy): string {
+  switch (by.kind) {
+    case 'http':
+      return `${by.apiKeyId ? `API key ${by.apiKeyId}` : 'an API caller'}${by.sourceIp ? ` (${by.sourceIp})` : ''}`;
+    case 'schedule':
+      return 'the schedule';
+    case 'manual':
+      return 'a manual invocation';
+    case 'export':
+      return `export run ${by.exportRunId}`;
+  }
 }

@@ -9,8 +9,19 @@ export type JobName = (typeof JOB_NAMES)[number];
 export const TRIGGERS = ['http', 'schedule', 'manual'] as const;
 export type Trigger = (typeof TRIGGERS)[number];
 
-export const RUN_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'timed_out', 'skipped'] as const;
+export const RUN_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'timed_out', 'skipped', 'cancelled'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
+
+/**
+ * Who asked for a run (or cancelled it, or paused a schedule). Over HTTP, what API Gateway says of
+ * the caller: the API key's id (never the key), the source address and the user agent.
+ */
+export type RequestedBy =
+  | { kind: 'http'; apiKeyId: string | null; sourceIp: string | null; userAgent: string | null }
+  | { kind: 'schedule' }
+  | { kind: 'manual' }
+  /** A restore an export run asked for ({"restore": true}), started when its tarballs were verified. */
+  | { kind: 'export'; exportRunId: string };
 
 /** One row of jobs.runs. Times are ISO 8601 strings (UTC, millisecond precision). */
 export interface Run {
@@ -30,6 +41,10 @@ export interface Run {
   lambdaRequestId: string | null;
   /** An export run: the moment all its tarballs show (its snapshot's start), once taken; otherwise null. */
   asOf: string | null;
+  /** Who asked for it; null for runs recorded before this was kept. */
+  requestedBy: RequestedBy | null;
+  /** Who cancelled it, if it was cancelled. */
+  cancelledBy: RequestedBy | null;
 }
 
 /** How many runs a listing gives when not told, and at most. */

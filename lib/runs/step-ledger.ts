@@ -11,7 +11,7 @@ import type { JobName, RunStatus } from './run';
  * running, and the step that finishes last closes it, decided under a lock on the run's row.
  */
 
-export const STEP_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'timed_out'] as const;
+export const STEP_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'timed_out', 'cancelled'] as const;
 export type StepStatus = (typeof STEP_STATUSES)[number];
 
 /** What a step that succeeded produced (the export: one schema's tarball). */
@@ -94,7 +94,11 @@ export type StepClaimOutcome =
   | { claimed: false; reason: 'not_found' | 'already_succeeded' | 'running_under_live_lease' | 'not_claimable'; step?: RunStep };
 
 /** How a step attempt ended. `final: false`: Lambda will retry it, so it waits queued again. */
-export type StepEnding = { status: 'succeeded'; result: StepResult } | { status: 'failed'; error: string; final: boolean };
+export type StepEnding =
+  | { status: 'succeeded'; result: StepResult }
+  | { status: 'failed'; error: string; final: boolean }
+  /** Its run was cancelled: the attempt stopped, undoing what it had begun. */
+  | { status: 'cancelled' };
 
 export interface StepLedger {
   /**
@@ -147,6 +151,8 @@ export interface StepLedger {
   markStaged(stepId: string): Promise<{ last: boolean; failed: string[] }>;
   /** Records the moment a run's output shows, if the run has none yet (the restore: its export run's). */
   recordRunAsOf(runId: string, asOf: string): Promise<void>;
+  /** The run's status (a step asks whether it was cancelled). */
+  runStatus(runId: string): Promise<RunStatus | undefined>;
 }
 
 /**
@@ -354,7 +360,13 @@ export function createStepLedger(sql: Sql): StepLedger {
                 SET status = 'succeeded', finished_at = now(), result = ${sql.json(ending.result as unknown as JSONValue)}, error = NULL
                 WHERE id = ${stepId} AND status = 'running'
                 RETURNING *`
-            : ending.final
+            : ending.status === 'cancelled'
+            ? await tx<StepRow[]>`
+                UPDATE jobs.run_steps
+                SET status = 'cancelled', finished_at = now(), lease_expires_at = NULL, error = 'Cancelled while it ran: what it had begun was undone'
+                WHERE id = ${stepId} AND status = 'running'
+                RETURNING *`
+          : ending.final
               ? await tx<StepRow[]>`
                   UPDATE jobs.run_steps
                   SET status = 'failed', finished_at = now(), lease_expires_at = NULL, error = ${ending.error}
@@ -412,6 +424,12 @@ export function createStepLedger(sql: Sql): StepLedger {
         const last = failed.length === 0 && siblings.every((s) => s.staged && (s.status === 'running' || s.status === 'succeeded'));
         return { last, failed };
       });
+    },
+
+    async runStatus(runId) {
+      if (!isUuid(runId)) return undefined;
+      const [row] = await sql<{ status: RunStatus }[]>`SELECT status FROM jobs.runs WHERE id = ${runId}`;
+      return row?.status;
     },
 
     async recordRunAsOf(runId, asOf) {

@@ -1,4 +1,4 @@
-import type { Sql } from 'postgres';
+import type { PendingQuery, Row, Sql } from 'postgres';
 import { logger } from '../logger';
 import type { TimeLimitedSettings } from '../config';
 import { calendarDateIn } from '../calendar-date';
@@ -46,6 +46,7 @@ export async function addTimeLimitedWorkflows(
   sql: Sql,
   settings: TimeLimitedSettings,
   now: Date = new Date(),
+  signal?: AbortSignal,
 ): Promise<TimeLimitedResult> {
   const started = performance.now();
   try {
@@ -55,15 +56,27 @@ export async function addTimeLimitedWorkflows(
     const today = calendarDateIn(settings.timeZone, now);
     const runAt = now.toISOString();
 
+    // Cancelled (the run was): the statement under way is cancelled on the server, and the
+    // transaction rolled back whole, the commit included if it had not begun.
+    const cancellable = async (query: PendingQuery<Row[]>): Promise<{ count: number }> => {
+      signal?.throwIfAborted();
+      const cancel = (): void => query.cancel();
+      signal?.addEventListener('abort', cancel, { once: true });
+      try {
+        return await query;
+      } finally {
+        signal?.removeEventListener('abort', cancel);
+      }
+    };
     const count = await inTransaction(sql, async (tx) => {
-      await tx`SELECT pg_advisory_xact_lock(${TIME_LIMITED_LOCK_KEY.toString()}::bigint)`;
+      await cancellable(tx`SELECT pg_advisory_xact_lock(${TIME_LIMITED_LOCK_KEY.toString()}::bigint)`);
       // The statement reads whole tables, so hash joins are its natural plan, with a cost linear in
       // the table sizes. The planner underestimates how many purposes are due (a range filter on a
       // mostly-null column) and picks nested loops of index probes instead, about 3x slower on
       // 200,000 licences (npm run bench:time-limited). SET LOCAL: for this transaction only.
       await tx`SET LOCAL enable_nestloop = off`;
       await tx`SET LOCAL work_mem = '64MB'`;
-      const inserted = await tx`
+      const inserted = await cancellable(tx`
         INSERT INTO water.charge_version_workflows
           (licence_id, licence_version_id, status, data, date_created, date_updated)
         SELECT
@@ -106,7 +119,8 @@ export async function addTimeLimitedWorkflows(
           ORDER BY l.licence_id, cv.start_date DESC, cv.charge_version_id DESC, lv.start_date DESC, lv.licence_version_id DESC
         ) AS chosen
         ON CONFLICT (licence_version_id) WHERE date_deleted IS NULL DO NOTHING
-      `;
+      `);
+      signal?.throwIfAborted();
       return inserted.count;
     });
 
@@ -114,6 +128,7 @@ export async function addTimeLimitedWorkflows(
     logger.info('Time limited job complete', { timeTakenMs, count, today });
     return { count, timeTakenMs, today };
   } catch (error) {
+    if (signal?.aborted) throw error;
     logger.error('Time limited job failed', { timeTakenMs: Math.round(performance.now() - started), error: error as Error });
     throw error;
   }

@@ -31,6 +31,7 @@ describe('migrateDatabase', () => {
       { schema: 'jobs', name: 'pgmigrations' },
       { schema: 'jobs', name: 'run_steps' },
       { schema: 'jobs', name: 'runs' },
+      { schema: 'jobs', name: 'schedule_pauses' },
     ]);
 
     const columns = await db.sql<{ name: string; type: string; nullable: string }[]>`
@@ -53,6 +54,8 @@ describe('migrateDatabase', () => {
       'lambda_request_id text null',
       'snapshot_id text null',
       'as_of timestamp with time zone null',
+      'requested_by jsonb null',
+      'cancelled_by jsonb null',
     ]);
 
     const indexes = await db.sql<{ indexdef: string }[]>`

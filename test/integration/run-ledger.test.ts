@@ -73,6 +73,9 @@ describe('enqueue', () => {
       error: null,
       lambdaRequestId: null,
       asOf: null,
+      // Over HTTP with nothing said of the caller (the API function says: handle-start-job-request.ts).
+      requestedBy: { kind: 'http', apiKeyId: null, sourceIp: null, userAgent: null },
+      cancelledBy: null,
     });
     expect(Date.parse(run.requestedAt)).toBeGreaterThanOrEqual(before - 5_000); // clock skew allowance
     expect(await ledger.get(run.id)).toEqual(run);
@@ -177,7 +180,7 @@ describe('recordSkipped', () => {
   it('records a finished skipped run naming the active run, without disturbing it', async () => {
     const active = await runningRun('time-limited');
 
-    const skipped = await ledger.recordSkipped('time-limited', 'schedule', active.id);
+    const skipped = await ledger.recordSkipped('time-limited', 'schedule', { activeRunId: active.id });
 
     expect(skipped).toMatchObject({
       job: 'time-limited',
@@ -308,7 +311,7 @@ describe('claim', () => {
 
   it('never claims a skipped run', async () => {
     const active = await ledger.enqueue('export', 'http');
-    const skipped = await ledger.recordSkipped('export', 'schedule', active.id);
+    const skipped = await ledger.recordSkipped('export', 'schedule', { activeRunId: active.id });
     await ledger.succeed((await ledger.claim(active.id, { job: 'export', leaseMs: 1_000 })).run!.id, null);
 
     expect(await ledger.claim(skipped.id, { job: 'export', leaseMs: 60_000 })).toMatchObject({ claimed: false, reason: 'not_claimable' });

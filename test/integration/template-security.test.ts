@@ -51,7 +51,7 @@ const INVOKERS: Record<string, [worker: string, variable: string][]> = {
 };
 const WORKERS = ['exportWorker', 'exportSchemaWorker', 'timeLimitedWorker', 'restoreWorker', 'restoreSchemaWorker'] as const;
 const RESTORE_FUNCTIONS = ['restoreWorker', 'restoreSchemaWorker'];
-const ALL_FUNCTIONS = ['exportApi', 'exportWorker', 'exportSchemaWorker', 'timeLimitedApi', 'timeLimitedWorker', 'restoreApi', ...RESTORE_FUNCTIONS, 'getRun', 'listRuns', 'dashboard', 'exportVerifier'];
+const ALL_FUNCTIONS = ['exportApi', 'exportWorker', 'exportSchemaWorker', 'timeLimitedApi', 'timeLimitedWorker', 'restoreApi', ...RESTORE_FUNCTIONS, 'getRun', 'listRuns', 'cancelRun', 'pauseSchedule', 'dashboard', 'exportVerifier'];
 /** The dashboard page: fixed files, no data, so no key and no database. */
 const OPEN_ROUTES = ['GET /jobs/dashboard'];
 const FUNCTIONS_WITHOUT_DATABASE = ['dashboard'];
@@ -65,10 +65,19 @@ beforeAll(async () => {
 }, PACKAGING_TIMEOUT);
 
 describe('authentication at API Gateway', () => {
-  it('requires an API key (or IAM) on every /jobs route but /jobs/dashboard, the only open one; the routes are the six expected', () => {
+  it('requires an API key (or IAM) on every /jobs route but /jobs/dashboard, the only open one; the routes are the eight expected', () => {
     const methods = resourcesOfType(template, 'AWS::ApiGateway::Method');
     const routes = methods.map(([id, method]) => `${String(method.Properties?.HttpMethod)} ${methodPath(template, id)}`);
-    expect(routes.sort()).toEqual(['ANY /jobs/export', 'ANY /jobs/restore', 'ANY /jobs/time-limited', 'GET /jobs/dashboard', 'GET /jobs/runs/{id}', 'GET /jobs/{job}/runs']);
+    expect(routes.sort()).toEqual([
+      'ANY /jobs/export',
+      'ANY /jobs/restore',
+      'ANY /jobs/runs/{id}/cancel',
+      'ANY /jobs/time-limited',
+      'ANY /jobs/{job}/schedule',
+      'GET /jobs/dashboard',
+      'GET /jobs/runs/{id}',
+      'GET /jobs/{job}/runs',
+    ]);
 
     const open: string[] = [];
     for (const [id, method] of methods) {
@@ -90,12 +99,13 @@ describe('authentication at API Gateway', () => {
     expect(permissions).toEqual([]);
   });
 
-  it('has an API key whose value API Gateway generates, in a usage plan with throttling and a quota', () => {
+  it('has two API keys (the scheduler\'s, the operators\'), whose values API Gateway generates, each in a usage plan with throttling and a quota', () => {
     const keys = resourcesOfType(template, 'AWS::ApiGateway::ApiKey');
-    expect(keys).toHaveLength(1);
-    const [keyId, key] = keys[0]!;
-    expect(key.Properties?.Value, 'the API key value must not be written in the template').toBeUndefined();
-    expect(key.Properties?.Enabled).toBe(true);
+    expect(keys.map(([, key]) => key.Properties?.Name).sort()).toEqual(['water-abstraction-jobs-dev-caller', 'water-abstraction-jobs-dev-operators']);
+    for (const [, key] of keys) {
+      expect(key.Properties?.Value, 'the API key value must not be written in the template').toBeUndefined();
+      expect(key.Properties?.Enabled).toBe(true);
+    }
 
     const plans = resourcesOfType(template, 'AWS::ApiGateway::UsagePlan');
     expect(plans).toHaveLength(1);
@@ -107,7 +117,7 @@ describe('authentication at API Gateway', () => {
     expect(plan.Properties?.ApiStages).toEqual([{ ApiId: { Ref: 'ApiGatewayRestApi' }, Stage: 'dev' }]);
 
     const planKeys = resourcesOfType(template, 'AWS::ApiGateway::UsagePlanKey').map(([, k]) => k.Properties);
-    expect(planKeys).toEqual([{ KeyId: { Ref: keyId }, KeyType: 'API_KEY', UsagePlanId: { Ref: planId } }]);
+    expect(planKeys).toEqual(keys.map(([keyId]) => ({ KeyId: { Ref: keyId }, KeyType: 'API_KEY', UsagePlanId: { Ref: planId } })));
   });
 });
 

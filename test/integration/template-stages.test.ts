@@ -34,7 +34,7 @@ describe('stages', () => {
   it('packages prod offline with the documented placeholders', async () => {
     const prod = await loadPackagedTemplate('prod');
     const functions = [...lambdaFunctions(prod).values()];
-    expect(functions).toHaveLength(12);
+    expect(functions).toHaveLength(14);
     for (const fn of functions) expect(String(fn.properties.FunctionName)).toMatch(/^water-abstraction-jobs-prod-/);
     if (!process.env.JOBS_SUBNET_IDS && !process.env.JOBS_SECURITY_GROUP_ID) {
       for (const vpc of vpcOf(prod)) {

@@ -21,6 +21,9 @@ export function fakeRunLedger(overrides: Partial<RunLedger> = {}): RunLedger {
     get: notUsed('get'),
     getWithSteps: notUsed('getWithSteps'),
     list: notUsed('list'),
+    cancel: notUsed('cancel'),
+    schedulePause: notUsed('schedulePause'),
+    setSchedulePause: notUsed('setSchedulePause'),
     ...overrides,
   };
 }

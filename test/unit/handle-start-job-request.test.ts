@@ -37,8 +37,20 @@ describe('handleStartJobRequest', () => {
     expect(response.statusCode).toBe(204);
     expect(response.body).toBe('');
     expect(response.headers).toMatchObject({ Location: `/jobs/runs/${runId}` });
-    expect(ledger.enqueue).toHaveBeenCalledWith('export', 'http', { schemas: ['crm'] });
+    expect(ledger.enqueue).toHaveBeenCalledWith('export', 'http', { schemas: ['crm'] }, undefined, { kind: 'http', apiKeyId: null, sourceIp: null, userAgent: null });
     expect(dispatch).toHaveBeenCalledWith({ runId });
+  });
+
+  it('records who asked as API Gateway tells it: the key\'s id, the address and the user agent, never the key', async () => {
+    const ledger = fakeLedger();
+    const event = {
+      ...post(null, { 'User-Agent': 'header-agent' }),
+      requestContext: { identity: { apiKey: 'the-secret-key-value', apiKeyId: 'k1a2b3', sourceIp: '203.0.113.9', userAgent: 'curl/8.5.0' } },
+    } as unknown as StartJobEvent;
+    await handleStartJobRequest(job, event, { getLedger: async () => ledger, dispatch: vi.fn(async () => {}) });
+    const requestedBy = vi.mocked(ledger.enqueue).mock.calls[0]![4];
+    expect(requestedBy).toEqual({ kind: 'http', apiKeyId: 'k1a2b3', sourceIp: '203.0.113.9', userAgent: 'curl/8.5.0' });
+    expect(JSON.stringify(vi.mocked(ledger.enqueue).mock.calls)).not.toContain('the-secret-key-value');
   });
 
   it('answers 405 with Allow for other methods, touching nothing', async () => {

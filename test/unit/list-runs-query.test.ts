@@ -18,7 +18,7 @@ describe('parseListRunsQuery', () => {
   it('refuses an unknown status, naming the accepted ones', () => {
     expect(() => parseListRunsQuery({ status: 'done' })).toThrow(ListRunsQueryError);
     expect(() => parseListRunsQuery({ status: 'done' })).toThrow(
-      'status must be one of queued, running, succeeded, failed, timed_out, skipped, not "done"',
+      'status must be one of queued, running, succeeded, failed, timed_out, skipped, cancelled, not "done"',
     );
     expect(() => parseListRunsQuery({ status: '' })).toThrow(/^status must be one of/);
   });
