@@ -108,7 +108,12 @@ export async function exportSchema(schema: string, target: SchemaExportTarget): 
   const exportedAt = new Date();
   const connections = new SnapshotConnections(sql, { runId: run.runId, snapshotId: run.snapshot.id });
   const stop = new AbortController();
-  const stopWith = (): void => stop.abort(target.signal!.reason);
+  // Cancelled: what runs on the step's connections is cancelled on the server too (a catalog read
+  // waits for a locked table as a COPY does), then the export fails and cleans up as on any failure.
+  const stopWith = (): void => {
+    stop.abort(target.signal!.reason);
+    void connections.cancelRunning();
+  };
   target.signal?.addEventListener('abort', stopWith, { once: true });
   let tarball: SchemaTarball | undefined;
   try {

@@ -29,6 +29,8 @@ const BEGIN = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';
 export class SnapshotConnections {
   /** The connections in the order they were opened (a Map keeps it). */
   private readonly held = new Map<ReservedSql, HeldConnection>();
+  /** Each connection's server process, to cancel what it runs (cancelRunning). */
+  private readonly pids: number[] = [];
 
   constructor(
     private readonly sql: Sql,
@@ -38,6 +40,8 @@ export class SnapshotConnections {
   /** Opens one more connection in the run's snapshot. */
   async join(): Promise<ReservedSql> {
     const connection = await this.reserve();
+    const [{ pid } = { pid: 0 }] = await connection<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+    this.pids.push(pid);
     await connection.unsafe(BEGIN);
     // Identifiers pg_export_snapshot returns are like 00000003-0000001B-1: nothing to escape.
     await connection.unsafe(`SET TRANSACTION SNAPSHOT '${this.run.snapshotId.replaceAll("'", "''")}'`).catch((error: unknown) => {
@@ -59,6 +63,16 @@ export class SnapshotConnections {
       this.assertOpen(connection);
       await connection.unsafe('COMMIT');
     }
+  }
+
+  /**
+   * Cancels, on the server, whatever statement each connection is running: a COPY, or a catalog
+   * read waiting for a table another session has locked (the run was cancelled). From another
+   * connection of the pool; never rejects.
+   */
+  async cancelRunning(): Promise<void> {
+    if (this.pids.length === 0) return;
+    await this.sql`SELECT pg_cancel_backend(pid) FROM unnest(${this.pids}::int[]) AS pid`.catch(() => {});
   }
 
   /** Rolls every transaction back and gives the connections back to the pool (see rollBackAndRelease). Never rejects. */
