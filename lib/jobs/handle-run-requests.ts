@@ -79,7 +79,9 @@ export async function handleCancelRunRequest(event: ControlRequest, getLedger: (
       return jsonResponse(202, await (await getLedger()).cancel(id, requesterOf(event)));
     } catch (error) {
       if (error instanceof RunNotFoundError) throw new HttpError(404, `No run has the id ${id}`);
-      if (error instanceof RunStateError) throw new HttpError(409, `Run ${id} has already ended (${error.status}): there is nothing to cancel`, { status: error.status });
+      if (error instanceof RunStateError) {
+        throw new HttpError(409, error.reason ? `Run ${id} cannot be cancelled: ${error.reason}` : `Run ${id} has already ended (${error.status}): there is nothing to cancel`, { status: error.status });
+      }
       throw error;
     }
   } catch (error) {

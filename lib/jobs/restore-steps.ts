@@ -17,6 +17,7 @@ import { categoriseRestoreFailure } from '../restore/restore-schemas';
 import { createRestoreTarget } from '../restore/restore-target';
 import type { RestoreTarget } from '../restore/restore-target';
 import { loadStagedSchemas, stagingNames } from '../restore/stage-schemas';
+import { RunCancelledError } from '../runs/cancel-watch';
 import type { RunStep, StepProgress, StepResult } from '../runs/step-ledger';
 import { logger } from '../logger';
 import { runStepInline } from './job-functions';
@@ -76,7 +77,7 @@ export function createRestoreStepWork(settings: Pick<RestoreSettings, 'bucket' |
       recordStepMetrics({ job: 'restore', schema: step.name, outcome: 'succeeded', durationMs: Math.round(performance.now() - started), rows: result.rows, bytes: result.bytes });
       return result;
     } catch (error) {
-      if (signal?.aborted) {
+      if (signal?.aborted || error instanceof RunCancelledError) {
         // Cancelled with its run: no step will put the run in place. What the steps built goes,
         // but for a step still loading (it drops its own when it notices).
         recordStepMetrics({ job: 'restore', schema: step.name, outcome: 'cancelled', durationMs: Math.round(performance.now() - started) });
@@ -155,6 +156,7 @@ async function restoreStep(step: RunStep, runSteps: RunStep[], deps: StepDeps): 
       replaced: false,
     };
     deps.signal?.throwIfAborted();
+    // Throws if the run was cancelled meanwhile: a cancelled run is never put in place.
     const { last } = await deps.markStaged();
     if (last) {
       await putRunInPlace(sql, step, runSteps, tarball, { ...deps, names, runSchemas, replacements, parallelism, asOf: staged!.asOf });

@@ -2,7 +2,7 @@ import type { Sql } from 'postgres';
 import { logger } from '../logger';
 import { recordRunMetrics } from '../metrics';
 import { createProgressReporter } from '../runs/progress-reporter';
-import { watchForCancel } from '../runs/cancel-watch';
+import { RunCancelledError, watchForCancel } from '../runs/cancel-watch';
 import { isUuid } from '../runs/run';
 import type { ClosedRun, RunStep, StepLedger, StepProgress, StepResult } from '../runs/step-ledger';
 import type { StepEvent } from './dispatch';
@@ -114,7 +114,8 @@ export async function runStepWorker(event: StepEvent, work: StepWork, context: S
     result = await work(step, { sql, steps, reportProgress: progress.report, signal: cancel.signal });
   } catch (error) {
     cancel.stop();
-    if (cancel.signal.aborted) {
+    // Cancelled: noticed by the watch, or by the work itself (the restore, when it would put the run in place).
+    if (cancel.signal.aborted || error instanceof RunCancelledError || (await steps.runStatus(runId).catch(() => undefined)) === 'cancelled') {
       await progress.flush();
       await steps.finish(step.id, { status: 'cancelled' });
       logger.warn('Step cancelled with its run; what it had begun was undone', { runId, step: name, cause: describe(error) });

@@ -28,8 +28,10 @@ export class RunStateError extends Error {
     readonly runId: string,
     readonly status: RunStatus,
     action: string,
+    /** Why, when its status alone does not say. */
+    readonly reason?: string,
   ) {
-    super(`Cannot ${action} run ${runId}: it is ${status}`);
+    super(`Cannot ${action} run ${runId}: ${reason ?? `it is ${status}`}`);
   }
 }
 

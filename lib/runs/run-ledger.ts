@@ -372,6 +372,11 @@ function createUncheckedRunLedger(sql: Sql): RunLedger {
         const [row] = isUuid(runId) ? await tx<{ status: RunStatus }[]>`SELECT status FROM jobs.runs WHERE id = ${runId} FOR UPDATE` : [];
         if (!row) throw new RunNotFoundError(runId);
         if (row.status !== 'queued' && row.status !== 'running') throw new RunStateError(runId, row.status, 'cancel');
+        // Every step built (the restore): its last step is putting the run in place, at one moment
+        // that cannot be called back.
+        const [building] = await tx<{ staged: boolean }[]>`
+          SELECT count(*) > 0 AND bool_and(staged_at IS NOT NULL) AS staged FROM jobs.run_steps WHERE run_id = ${runId}`;
+        if (building?.staged) throw new RunStateError(runId, 'running', 'cancel', 'its schemas are being put in place, which cannot be called back');
         const error = `Cancelled by ${describeRequester(by)}`;
         await tx`
           UPDATE jobs.runs

@@ -1,5 +1,6 @@
 import type { JSONValue, PendingQuery, Row, Sql } from 'postgres';
 import { inTransaction } from '../clients/transaction';
+import { RunCancelledError } from './cancel-watch';
 import { QUEUED_RUN_EXPIRY_SECONDS, takeoverAllowed } from './lease-rules';
 import { isUuid } from './run';
 import type { JobName, RunStatus } from './run';
@@ -146,7 +147,8 @@ export interface StepLedger {
    * Records that the step's running attempt has built its part out of sight (the restore: its
    * schema, in staging), under a lock on the run's row, and says what its siblings have done: `last`
    * when every other step has built its part too (exactly one step of a run learns that: the one
-   * that puts them all in place), `failed` naming the steps that failed or timed out.
+   * that puts them all in place), `failed` naming the steps that failed or timed out. Throws
+   * RunCancelledError if the run was cancelled: it will not be put in place.
    */
   markStaged(stepId: string): Promise<{ last: boolean; failed: string[] }>;
   /** Records the moment a run's output shows, if the run has none yet (the restore: its export run's). */
@@ -414,8 +416,11 @@ export function createStepLedger(sql: Sql): StepLedger {
       return inTransaction(sql, async (tx) => {
         const [step] = await tx<{ run_id: string }[]>`SELECT run_id FROM jobs.run_steps WHERE id = ${stepId}`;
         if (!step) throw new Error(`No step has the id ${stepId}`);
-        // The run's row first, as finish and closeIfDone take it: two steps marking at once queue here.
-        await tx`SELECT 1 FROM jobs.runs WHERE id = ${step.run_id} FOR UPDATE`;
+        // The run's row first, as finish, closeIfDone and cancel take it: two steps marking at once
+        // queue here, and a cancel either comes first (nothing is put in place) or finds the run
+        // being put in place and is refused (the run ledger's cancel).
+        const [run] = await tx<{ status: RunStatus }[]>`SELECT status FROM jobs.runs WHERE id = ${step.run_id} FOR UPDATE`;
+        if (run?.status === 'cancelled') throw new RunCancelledError(step.run_id);
         const marked = await tx`UPDATE jobs.run_steps SET staged_at = now() WHERE id = ${stepId} AND status = 'running'`;
         if (marked.count !== 1) throw new Error(`Step ${stepId} is not running: it was given up (its lease lapsed) or ended`);
         const siblings = await tx<{ name: string; status: StepStatus; staged: boolean }[]>`

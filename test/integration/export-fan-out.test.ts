@@ -15,6 +15,7 @@ import { runStepWorker } from '../../lib/jobs/run-step-worker';
 import type { StepWork } from '../../lib/jobs/run-step-worker';
 import { createRunLedger } from '../../lib/runs/run-ledger';
 import type { RunLedger, RunWithSteps } from '../../lib/runs/run-ledger';
+import { RunCancelledError } from '../../lib/runs/cancel-watch';
 import { createStepLedger } from '../../lib/runs/step-ledger';
 import type { StepLedger } from '../../lib/runs/step-ledger';
 import type { StepEvent } from '../../lib/jobs/dispatch';
@@ -439,6 +440,24 @@ describe('closing the run', () => {
       const crm = await steps.claim(run.id, 'crm', { leaseMs: LEASE_MS });
       await steps.finish(crm.step!.id, { status: 'failed', error: 'boom', final: true });
       expect(await steps.markStaged(water.step!.id)).toEqual({ last: false, failed: ['crm'] });
+
+      // A cancel and the last step's mark queue on the run's row: cancelled first, nothing is put in
+      // place (the mark throws); marked first, the cancel is refused, as the swap cannot be called back.
+      for (const cancelFirst of [true, false]) {
+        await db.sql`TRUNCATE jobs.runs CASCADE`;
+        const restore = await ledger.enqueue('restore', 'http');
+        await ledger.claim(restore.id, { job: 'restore', leaseMs: LEASE_MS });
+        await steps.addSteps(restore.id, ['crm']);
+        const only = await steps.claim(restore.id, 'crm', { leaseMs: LEASE_MS });
+        if (cancelFirst) {
+          await ledger.cancel(restore.id, { kind: 'manual' });
+          await expect(steps.markStaged(only.step!.id)).rejects.toThrow(RunCancelledError);
+        } else {
+          expect(await steps.markStaged(only.step!.id)).toEqual({ last: true, failed: [] });
+          await expect(ledger.cancel(restore.id, { kind: 'manual' })).rejects.toThrow(/cannot be cancelled|being put in place/);
+          expect((await ledger.get(restore.id))!.status).toBe('running');
+        }
+      }
     } finally {
       await Promise.all([one.end(), two.end()]);
     }

@@ -221,6 +221,26 @@ describe('the restore job', () => {
       expect(await leftovers(bulkTarget.sql)).toEqual([]);
     });
 
+    it('cancelled while its step loads: the load stops within seconds, the run and step are cancelled, the target is as it was, no staging left', async () => {
+      const restoring = restoreRun({}, bulkTarget, ['bulk']);
+      let runId: string | undefined;
+      for (let attempt = 0; attempt < 3000 && !runId; attempt += 1) {
+        const [copying] = await bulkTarget.sql`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'COPY%FROM STDIN%' AND pid <> pg_backend_pid()`;
+        if (copying) [{ id: runId } = { id: undefined }] = await source.sql<{ id: string }[]>`SELECT id FROM jobs.runs WHERE job = 'restore' AND status = 'running'`;
+        else await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      expect(runId, 'a COPY of the restore was seen').toBeDefined();
+      await ledger.cancel(runId!, { kind: 'manual' });
+      const asked = Date.now();
+      const run = await restoring;
+      expect(Date.now() - asked).toBeLessThan(8_000);
+      expect(run).toMatchObject({ status: 'cancelled', steps: [{ name: 'bulk', status: 'cancelled' }] });
+      expect(await bulkTarget.sql`SELECT id FROM bulk.rows`).toEqual([{ id: 42 }]);
+      expect(await leftovers(bulkTarget.sql)).toEqual([]);
+      const [copying] = await bulkTarget.sql`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'COPY%' AND state <> 'idle' AND pid <> pg_backend_pid()`;
+      expect(copying).toBeUndefined();
+    });
+
     it('S3 unreachable when the step reads its tarball: the run fails naming it, nothing replaced, nothing left behind', async () => {
       const settings: RestoreSettings = { bucket, prefix: 'export/', schemas: ['bulk'], target: { url: bulkTarget.url }, concurrency: 1 };
       const restoreTarget = createRestoreTarget(settings.target);
