@@ -55,7 +55,7 @@ export async function startRestoreAfterExport(sql: Sql, exportRunId: string, dis
     const ledger = createRunLedger(sql);
     let runId: string;
     try {
-      runId = (await ledger.enqueue('restore', claimed.trigger, { schemas: claimed.schemas, exportRunId })).id;
+      runId = (await ledger.enqueue('restore', claimed.trigger, { schemas: claimed.schemas, exportRunId }, undefined, { kind: 'export', exportRunId })).id;
     } catch (error) {
       if (!(error instanceof ActiveRunError)) throw error;
       const restore = { started: false as const, reason: `Not restored: restore run ${error.activeRunId} was already queued or running` };

@@ -126,6 +126,7 @@ describe('the restore job through serverless offline', () => {
     const restore = await ended(restoreRunId);
     expect(restore.status, restore.error ?? '').toBe('succeeded');
     expect(restore.params).toEqual({ schemas: SCHEMAS, exportRunId });
+    expect(restore.requestedBy).toEqual({ kind: 'export', exportRunId });
     await expectTargetEqualsSource();
   }, 300_000);
 

@@ -128,6 +128,7 @@ describe('the CloudWatch dashboard of the jobs', () => {
         'Succeeded export', 'Failed export', 'Skipped export',
         'Succeeded time-limited', 'Failed time-limited', 'Skipped time-limited', 'Rows time-limited',
         'Succeeded restore', 'Failed restore',
+        'Cancelled export', 'Cancelled restore', 'Cancelled time-limited',
       ]),
     );
     expect(searches.map((s) => `${/MetricName="(\w+)"/.exec(s)?.[1]} ${/job="([\w-]+)"/.exec(s)?.[1]}`).sort()).toEqual([
