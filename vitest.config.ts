@@ -34,6 +34,8 @@ export default defineConfig({
       // 2026-12-04: the restore (lib/restore) and the catalog reader (lib/definition) added adapter
       // code that only the integration tests reach (restore.test.ts, definition-round-trip.test.ts):
       // the unit project then measured 38.9% / 37.3% / 34.0% / 39.6%; the floor moved under that.
+      // 2026-12-07: with the restore job and the operator controls (their SQL reached by integration
+      // tests, their routes, params, cancel watch and links by unit tests): 38.2% / 36.9% / 33.4% / 40.9%.
       thresholds: { lines: 38, statements: 36, functions: 33, branches: 39 },
     },
     projects: [

@@ -112,7 +112,7 @@ export function createRestoreJob(settings: RestoreSettings, startSteps: StartSte
  * One export run's tarballs, unless the request named its schemas (then any mix is the caller's
  * choice); with `exportRunId` asked for, only that run's. Returns the export run they share, if any.
  */
-function refuseMixedRuns(tarballs: BucketTarball[], params: RestoreParams): string | undefined {
+export function refuseMixedRuns(tarballs: BucketTarball[], params: RestoreParams): string | undefined {
   const runs = new Map<string, string[]>();
   for (const t of tarballs) runs.set(t.exportRunId ?? 'an unknown export run', [...(runs.get(t.exportRunId ?? 'an unknown export run') ?? []), t.schema]);
   const list = () => [...runs].map(([run, schemas]) => `${schemas.join(', ')} from ${run}`).join('; ');

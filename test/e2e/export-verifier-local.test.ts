@@ -8,6 +8,7 @@ import { buildSchemaTarball, flipByteInside, SAMPLE_TABLES } from '../fixtures/v
 import { localApiKey, startOffline, verifyUploadsThroughOffline } from '../support/offline';
 import type { Offline } from '../support/offline';
 import { projectRoot } from '../support/packaged-template';
+import { waitFor as waitUntil } from '../support/wait-for';
 import { startSampleEnvironment } from '../support/sample-environment';
 import type { SampleEnvironment } from '../support/sample-environment';
 import { DEFAULT_EXPORT_SCHEMAS } from '../../lib/config';
@@ -40,15 +41,9 @@ async function tagsOf(bucket: string, key: string) {
   return Object.fromEntries((TagSet ?? []).map((t) => [t.Key, t.Value]));
 }
 
-async function waitFor<T>(what: string, read: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + 90_000;
-  for (;;) {
-    const value = await read();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}:\n${offline?.output() ?? ''}`);
-    await new Promise((resolve) => setTimeout(resolve, 300));
-  }
-}
+/** Waits for what the verifier records, saying what the emulator printed if it never comes. */
+const waitFor = <T>(what: string, read: () => Promise<T | undefined>): Promise<T> =>
+  waitUntil(what, read, { intervalMs: 300, context: () => offline?.output() ?? '' });
 
 beforeAll(async () => {
   env = await startSampleEnvironment();

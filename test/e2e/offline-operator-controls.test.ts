@@ -12,6 +12,7 @@ import { localApiKey, startOffline } from '../support/offline';
 import type { Offline } from '../support/offline';
 import { projectRoot } from '../support/packaged-template';
 import { startSampleEnvironment } from '../support/sample-environment';
+import { waitFor } from '../support/wait-for';
 import type { SampleEnvironment } from '../support/sample-environment';
 
 /**
@@ -50,15 +51,8 @@ async function getRun(id: string): Promise<RunWithSteps> {
   return (await (await call('GET', `/jobs/runs/${id}`)).json()) as RunWithSteps;
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const found = await probe();
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`Waited in vain for ${what}:\n${offline.output().slice(-6000)}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
+/** The emulator's latest output, for a wait that fails. */
+const output = () => offline.output().slice(-6000);
 
 async function invoke(functionName: string, payload: unknown): Promise<unknown> {
   const lambda = new LambdaClient({ endpoint: offline.lambdaEndpoint, region: 'eu-west-2', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
@@ -101,7 +95,7 @@ describe('cancelling a run', () => {
         const [waiting] = await environment.db.sql`
           SELECT 1 FROM pg_stat_activity WHERE datname = ${environment.db.name} AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`;
         return waiting;
-      });
+      }, { context: output });
 
       const cancelled = await call('POST', `/jobs/runs/${runId}/cancel`);
       expect(cancelled.status).toBe(202);
@@ -112,12 +106,12 @@ describe('cancelling a run', () => {
       const ended = await waitFor('the water step to end cancelled', async () => {
         const shown = await getRun(runId);
         return shown.steps.find((s) => s.name === 'water')?.status === 'cancelled' ? shown : undefined;
-      }, 15_000);
+      }, { timeoutMs: 15_000, context: output });
       expect(Date.now() - asked, 'noticed within a few seconds').toBeLessThan(8_000);
       expect(ended.status).toBe('cancelled');
       expect(ended.error).toMatch(/^Cancelled by /);
       // Its statements were cancelled on the server, not left waiting behind the lock.
-      expect(await waitFor('no read left', async () => ((await readsOnServer()).length === 0 ? true : undefined), 5_000)).toBe(true);
+      expect(await waitFor('no read left', async () => ((await readsOnServer()).length === 0 ? true : undefined), { timeoutMs: 5_000, context: output })).toBe(true);
       const listed = await environment.s3.client.send(new ListObjectsV2Command({ Bucket: environment.bucket, Prefix: 'export/water' }));
       expect(listed.Contents ?? []).toEqual([]);
       expect(await readdir(tmp)).toEqual([]);
@@ -128,7 +122,7 @@ describe('cancelling a run', () => {
       const nextRun = await waitFor('the next run to end', async () => {
         const shown = await getRun(next.headers.get('location')!.split('/').pop()!);
         return ['queued', 'running'].includes(shown.status) ? undefined : shown;
-      });
+      }, { context: output });
       expect(nextRun.status).toBe('succeeded');
 
       // A redelivered step event for the cancelled run does nothing.

@@ -10,6 +10,7 @@ import { localApiKey, startOffline, verifyUploadsThroughOffline } from '../suppo
 import type { Offline } from '../support/offline';
 import { leftovers, rewriteTarball, rowsOf, stateOf } from '../support/restore-checks';
 import { startSampleEnvironment } from '../support/sample-environment';
+import { waitFor } from '../support/wait-for';
 import type { SampleEnvironment } from '../support/sample-environment';
 
 /**
@@ -59,20 +60,18 @@ async function getRun(id: string): Promise<RunWithSteps> {
   return (await response.json()) as RunWithSteps;
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms = 150_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const found = await probe();
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`Waited in vain for ${what}:\n${offline.output().slice(-6000)}`);
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
-}
+/** The emulator's latest output, for a wait that fails. */
+const output = () => offline.output().slice(-6000);
 
-const ended = (id: string) => waitFor(`run ${id} to end`, async () => {
-  const run = await getRun(id);
-  return ['queued', 'running'].includes(run.status) ? undefined : run;
-});
+const ended = (id: string) =>
+  waitFor(
+    `run ${id} to end`,
+    async () => {
+      const run = await getRun(id);
+      return ['queued', 'running'].includes(run.status) ? undefined : run;
+    },
+    { timeoutMs: 150_000, context: output },
+  );
 
 async function started(job: string, body?: unknown): Promise<string> {
   const response = await call('POST', `/jobs/${job}`, body);
@@ -120,7 +119,7 @@ describe('the restore job through serverless offline', () => {
     const restoreRunId = await waitFor('the restore the export started', async () => {
       const { result } = await getRun(exportRunId);
       return (result as { restore?: { runId?: string } } | null)?.restore?.runId;
-    });
+    }, { context: output });
     const verified = await getRun(exportRunId);
     expect(verified.steps.map((s) => (s.verification as { status?: string } | undefined)?.status)).toEqual(SCHEMAS.map(() => 'verified'));
     const restore = await ended(restoreRunId);

@@ -385,11 +385,15 @@ describe('a redelivered step event', () => {
 });
 
 describe('closing the run', () => {
-  it('two steps finishing at the same moment close the run exactly once (separate connections, 25 rounds)', async () => {
-    // Each finisher on a connection of its own, so the database, not this process, orders them.
+  /** Two clients of a connection each, so that the database, not this process, orders what they race to do. */
+  function twoConnections(): [Sql, Sql] {
     const url = new URL(adminUrl);
     url.pathname = `/${db.name}`;
-    const [one, two] = [postgres(url.toString(), { max: 1 }), postgres(url.toString(), { max: 1 })];
+    return [postgres(url.toString(), { max: 1 }), postgres(url.toString(), { max: 1 })];
+  }
+
+  it('two steps finishing at the same moment close the run exactly once (separate connections, 25 rounds)', async () => {
+    const [one, two] = twoConnections();
     try {
       for (let round = 0; round < 25; round += 1) {
         await db.sql`TRUNCATE jobs.runs CASCADE`;
@@ -416,9 +420,7 @@ describe('closing the run', () => {
   }, 60_000);
 
   it('two steps marking themselves built at the same moment: exactly one learns it is the last (the restore\'s), 25 rounds', async () => {
-    const url = new URL(adminUrl);
-    url.pathname = `/${db.name}`;
-    const [one, two] = [postgres(url.toString(), { max: 1 }), postgres(url.toString(), { max: 1 })];
+    const [one, two] = twoConnections();
     try {
       for (let round = 0; round < 25; round += 1) {
         await db.sql`TRUNCATE jobs.runs CASCADE`;

@@ -12,7 +12,7 @@ import { describeSchema } from '../support/describe-schema';
 import { exportThroughJob } from '../support/export-through-job';
 import { startTestS3 } from '../support/s3';
 import type { TestS3 } from '../support/s3';
-import { leftovers, rewriteTarball, rowsOf as rowsOfSchemas, stateOf as stateOfSchemas } from '../support/restore-checks';
+import { leftovers, nextValues, rewriteTarball, rowsOf as rowsOfSchemas, stateOf as stateOfSchemas } from '../support/restore-checks';
 
 /**
  * `npm run restore` (issue "Tarballs that rebuild their schemas"), as a person runs it, on
@@ -99,22 +99,10 @@ describe('npm run restore', () => {
     expect(rows['crm.customers']).toHaveLength(3);
     expect(rows['Water Rights.Audit Notes']).toEqual([]);
 
-    // The next value of every sequence (serial, identity, standalone), each from a new session:
-    // a sequence with CACHE hands a session a batch.
-    const sequences = await source.sql<{ name: string }[]>`
-      SELECT quote_ident(schemaname) || '.' || quote_ident(sequencename) AS name FROM pg_sequences WHERE schemaname = ANY(${SCHEMAS}::text[]) ORDER BY 1`;
-    expect(sequences.length).toBe(7);
-    for (const { name } of sequences) {
-      const next = async (url: string) => {
-        const sql = postgres(url, { max: 1, onnotice: () => {} });
-        try {
-          return (await sql.unsafe<{ v: string }[]>(`SELECT nextval('${name.replaceAll("'", "''")}'::regclass)::text AS v`))[0]!.v;
-        } finally {
-          await sql.end();
-        }
-      };
-      expect(await next(targetA.url), name).toBe(await next(source.url));
-    }
+    // The next value of every sequence (serial, identity, standalone), each from a new session.
+    const next = await nextValues(targetA.url, SCHEMAS);
+    expect(Object.keys(next)).toHaveLength(7);
+    expect(next).toEqual(await nextValues(source.url, SCHEMAS));
     // ANALYZE ran: the planner knows the tables' sizes.
     const [analyzed] = await targetA.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_stat_user_tables WHERE schemaname = 'crm' AND last_analyze IS NOT NULL`;
     expect(analyzed!.n).toBe(2);

@@ -1,6 +1,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import postgres from 'postgres';
 import type { Sql } from 'postgres';
 import { buildTar } from '../fixtures/verification/build-tarball';
 import { unpackTarball } from '../fixtures/export/tarball';
@@ -41,5 +42,29 @@ export async function rewriteTarball(tgz: Buffer, change: (entries: { name: stri
     return gzipSync(await buildTar(change(files)));
   } finally {
     await rm(folder, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The next value of every sequence of the schemas (serial, identity, standalone), each from a
+ * session of its own: a sequence with CACHE hands a session a batch. Advances them.
+ */
+export async function nextValues(url: string, schemas: string[]): Promise<Record<string, string>> {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    const sequences = await sql<{ name: string }[]>`
+      SELECT quote_ident(schemaname) || '.' || quote_ident(sequencename) AS name FROM pg_sequences WHERE schemaname = ANY(${schemas}::text[]) ORDER BY 1`;
+    const values: Record<string, string> = {};
+    for (const { name } of sequences) {
+      const session = postgres(url, { max: 1, onnotice: () => {} });
+      try {
+        values[name] = (await session.unsafe<{ v: string }[]>(`SELECT nextval('${name.replaceAll("'", "''")}'::regclass)::text AS v`))[0]!.v;
+      } finally {
+        await session.end();
+      }
+    }
+    return values;
+  } finally {
+    await sql.end();
   }
 }

@@ -225,6 +225,16 @@ describe('postDataWork', () => {
       },
     ]);
   });
+
+  it('phase 2 split as a restore job splits it: a step builds the keys to schemas the run does not restore, its last step those between the run\'s schemas', () => {
+    const run = new Set(['Water Rights', 'crm']);
+    const byStep = postDataWork([rights], names, 2, { foreignKeysTo: (schema) => schema === 'Water Rights' || !run.has(schema) });
+    expect(byStep.flatMap((unit) => unit.statements.slice(1))).toEqual([expect.stringContaining('ADD CONSTRAINT "to_shared"')]);
+    const byLast = postDataWork([rights], names, 2, { foreignKeysTo: (schema) => schema !== 'Water Rights' && run.has(schema) });
+    expect(byLast.flatMap((unit) => unit.statements.slice(1))).toEqual([expect.stringContaining('ADD CONSTRAINT "to_crm"')]);
+    // A table with no key to build leaves no unit at all.
+    expect(postDataWork([crm], names, 2, { foreignKeysTo: () => false })).toEqual([]);
+  });
 });
 
 describe('sequenceStatements', () => {
