@@ -93,6 +93,11 @@ export function createRestoreJob(settings: RestoreSettings, startSteps: StartSte
       await stageDefinitions(settings, deps, tarballs, inputs);
 
       const steps = await ledger.addSteps(runId, schemas, inputs);
+      if (steps.length === 0) {
+        // Cancelled while the staging tables were being built: they go, and nothing is handed over.
+        await dropStagingSchemas(deps.target, inputs.map((input) => input.staging));
+        return STEPS_CLOSE_THE_RUN;
+      }
       const queued = steps.filter((step) => step.status === 'queued');
       logger.info('Restore fanned out', { runId, exportRunId, steps: steps.map((step) => step.name) });
       const outcomes = await startSteps(queued.map((step) => ({ runId, step: step.name })));
@@ -174,7 +179,13 @@ async function stageDefinitions(settings: RestoreSettings, deps: RestoreJobDeps,
 
 /** Drops every staging schema of the run's steps (the run ended without them put in place). Never throws. */
 export async function dropRunStaging(target: RestoreTarget, steps: readonly RunStep[]): Promise<void> {
-  const staging = steps.map((step) => (step.input as RestoreStepInput | null)?.staging).filter((name): name is string => typeof name === 'string');
+  await dropStagingSchemas(
+    target,
+    steps.map((step) => (step.input as RestoreStepInput | null)?.staging).filter((name): name is string => typeof name === 'string'),
+  );
+}
+
+async function dropStagingSchemas(target: RestoreTarget, staging: string[]): Promise<void> {
   if (staging.length === 0) return;
   let sql: Sql | undefined;
   try {

@@ -104,7 +104,8 @@ export type StepEnding =
 export interface StepLedger {
   /**
    * Records one queued step per name, in the order given, on a running run (again: a no-op for
-   * names it has already), and extends the run's lease to cover them (RUN_LEASE_WHILE_STEPS_MS).
+   * names it has already; none on a run that is no longer running, e.g. cancelled meanwhile), and
+   * extends the run's lease to cover them (RUN_LEASE_WHILE_STEPS_MS).
    * Resolves with every step of the run.
    */
   addSteps(runId: string, names: readonly string[], inputs?: readonly Record<string, unknown>[]): Promise<RunStep[]>;
@@ -310,6 +311,8 @@ export function createStepLedger(sql: Sql): StepLedger {
           INSERT INTO jobs.run_steps (run_id, position, name, input)
           SELECT ${runId}, ordinality - 1, name, input::jsonb
           FROM unnest(${tx.array(names as string[])}::text[], ${tx.array(inputTexts as string[])}::text[]) WITH ORDINALITY AS t(name, input, ordinality)
+          -- A run cancelled meanwhile gets no steps: none could ever be claimed.
+          WHERE EXISTS (SELECT 1 FROM jobs.runs WHERE id = ${runId} AND status = 'running')
           ON CONFLICT (run_id, name) DO NOTHING`;
         await tx`
           UPDATE jobs.runs SET lease_expires_at = now() + ${RUN_LEASE_WHILE_STEPS_MS} * interval '1 millisecond'

@@ -24,6 +24,8 @@ describe('npm run schedule against serverless.yml', () => {
     expect(lines.slice(3)).toEqual([
       expect.stringMatching(/^03:00 UTC\s+export\s+exportWorker\s+cron\(0 3 \* \* \? \*\) \(EventBridge rule, UTC\)\s+DISABLED/),
       expect.stringMatching(/^19:15 UTC\s+time-limited\s+timeLimitedWorker\s+cron\(15 20 \* \* \? \*\) \(EventBridge Scheduler, Europe\/London\)$/),
+      '',
+      'On demand only, no schedule: restore (POST /jobs/restore, or an export with {"restore": true})',
     ]);
 
     const winter = schedule('--date', '2026-01-15', '--tz', 'Europe/London');

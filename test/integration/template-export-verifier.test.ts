@@ -55,13 +55,14 @@ describe('exportVerifier in the packaged template', () => {
     expect(bucket.Properties?.NotificationConfiguration).toEqual({ EventBridgeConfiguration: { EventBridgeEnabled: true } });
   });
 
-  it('may read and tag objects under the export prefix, write the ledger (the database parameter) and send to the dead-letter queue: nothing more', () => {
+  it('may read and tag objects under the export prefix, write the ledger (the database parameter), start the restore a run asked for and send to the dead-letter queue: nothing more', () => {
     const verifier = requireFunction(template, 'exportVerifier');
     const objects = show({ 'Fn::Sub': `arn:\${AWS::Partition}:s3:::${verifier.environment.EXPORT_BUCKET}/${verifier.environment.EXPORT_PREFIX}*` });
     const parameter = show({ 'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${verifier.environment.DATABASE_URL_PARAMETER}` });
     const logGroup = show({ 'Fn::GetAtt': ['ExportVerifierLogGroup', 'Arn'] });
     expect(permissionsOfRole(template, verifier.roleId!).filter((p) => !p.startsWith('ec2:'))).toEqual([
       `kms:Decrypt on ${show({ 'Fn::Sub': 'arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*' })}`,
+      `lambda:InvokeFunction on ${show({ 'Fn::GetAtt': ['RestoreWorkerLambdaFunction', 'Arn'] })}`,
       `logs:CreateLogStream on ${logGroup}`,
       `logs:PutLogEvents on ${logGroup}`,
       `s3:GetObject on ${objects}`,
