@@ -674,8 +674,10 @@
       refreshing = false;
     }
     if (refreshAgain) return refresh();
-    const anyActive = [...panels.values()].some((p) => p.state.active);
-    if (!document.hidden) refreshTimer = setTimeout(refresh, anyActive ? ACTIVE_REFRESH_MS : IDLE_REFRESH_MS);
+    // A cancelled run's running steps end within seconds of it: its detail follows them too.
+    const stepsUnderWay = Boolean(shownRun && Array.isArray(shownRun.steps) && shownRun.steps.some((step) => ACTIVE.includes(step.status)));
+    const following = stepsUnderWay || [...panels.values()].some((p) => p.state.active);
+    if (!document.hidden) refreshTimer = setTimeout(refresh, following ? ACTIVE_REFRESH_MS : IDLE_REFRESH_MS);
   }
 
   async function showRunFromHash() {
