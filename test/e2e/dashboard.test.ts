@@ -515,8 +515,12 @@ describe.skipIf(!hasBrowser)('the jobs dashboard in a browser, against serverles
       expect(await page.locator('#run-detail .steps .name').allInnerTexts()).toEqual(['idm succeeded']);
       await openRunDetail(page.locator(`#run-detail dl.facts a[href="#run=${restoreRunId}"]`), restoreRunId);
       await expect.poll(() => page.locator('#run-detail .steps .name').allInnerTexts(), { timeout: 90_000 }).toEqual(['idm succeeded']);
-      expect(await runFacts()).toMatchObject({ Job: 'restore', Parameters: `schemas: idm · export run ${runId}`, 'Export run': runId });
-      await expect.poll(() => jobPanel('restore').locator(`tbody tr[data-run="${restoreRunId}"]`).innerText(), { timeout: 15_000 }).toMatch(/succeeded/);
+      // Asked for by the export run: so its detail says, and its row, in short.
+      expect(await runFacts()).toMatchObject({ Job: 'restore', Parameters: `schemas: idm · export run ${runId}`, 'Export run': runId, 'Requested by': `export run ${runId}` });
+      const restoreRow = jobPanel('restore').locator(`tbody tr[data-run="${restoreRunId}"]`);
+      await expect.poll(() => restoreRow.innerText(), { timeout: 15_000 }).toMatch(/succeeded/);
+      expect(await restoreRow.locator('td.requested-by a').getAttribute('href')).toBe(`#run=${runId}`);
+      expect(await restoreRow.locator('td.requested-by').innerText()).toBe(`export run ${runId.slice(0, 8)}`);
       await shot('10-export-then-restore');
       await page.locator('#run-detail-close').click();
       expectNoScriptTrouble();
