@@ -11,7 +11,7 @@ export default tseslint.config(
     languageOptions: {
       sourceType: 'script',
       globals: Object.fromEntries(
-        ['document', 'window', 'location', 'history', 'sessionStorage', 'fetch', 'setTimeout', 'clearTimeout', 'Intl'].map((name) => [name, 'readonly']),
+        ['document', 'window', 'location', 'history', 'sessionStorage', 'fetch', 'setTimeout', 'clearTimeout', 'Intl', 'URL'].map((name) => [name, 'readonly']),
       ),
     },
   },

@@ -113,14 +113,50 @@ const runFacts = async () =>
 
 const RUN_ID = /([0-9a-f-]{36})/;
 
+/** The key's id as serverless-offline reports it to the functions (API Gateway gives the real one). */
+const OFFLINE_KEY_ID = 'offlineContext_apiKeyId';
+
+interface RunAnswer {
+  id: string;
+  status: string;
+  params: Record<string, unknown>;
+  requestedBy: Record<string, unknown> | null;
+  cancelledBy: Record<string, unknown> | null;
+  steps: { name: string; status: string }[];
+}
+
+const getRun = async (id: string) => (await (await api('GET', `/jobs/runs/${id}`)).json()) as RunAnswer;
+
+/** Waits until the run and each of its steps have ended; resolves with the run. */
+async function runEnded(id: string): Promise<RunAnswer> {
+  const ended = (status: string) => !['queued', 'running'].includes(status);
+  await expect.poll(async () => {
+    const run = await getRun(id);
+    return ended(run.status) && run.steps.every((step) => ended(step.status));
+  }, { timeout: 60_000, interval: 300 }).toBe(true);
+  return getRun(id);
+}
+
+/** Answers the confirmation the page asks (checking its question and its buttons' words) with yes. */
+async function confirm(question: string, yes: string, no = 'Cancel'): Promise<void> {
+  await expect.poll(() => page.locator('#confirm-text').innerText(), { timeout: 15_000 }).toBe(question);
+  expect([await page.locator('#confirm-yes').innerText(), await page.locator('#confirm-no').innerText()]).toEqual([yes, no]);
+  await page.locator('#confirm-yes').click();
+}
+
 /** Starts a run with the job's start button, answering yes to the question it asks; resolves with the run's id. */
 async function startFromPanel(job: string, question: string): Promise<string> {
   const panel = jobPanel(job);
+  const message = panel.locator('.start-message');
+  // The panel may still say it started an earlier run: wait for this start's answer.
+  const before = await message.innerText();
   await panel.getByRole('button', { name: `Start ${job}` }).click();
-  await expect.poll(() => page.locator('#confirm-text').innerText(), { timeout: 15_000 }).toBe(question);
-  await page.locator('#confirm-yes').click();
-  await expect.poll(() => panel.locator('.start-message').innerText(), { timeout: 15_000 }).toMatch(/Started run [0-9a-f-]{36}/);
-  return RUN_ID.exec(await panel.locator('.start-message').innerText())![1]!;
+  await confirm(question, 'Start');
+  await expect.poll(async () => {
+    const text = await message.innerText();
+    return text !== before && /^Started run [0-9a-f-]{36}\.$/.test(text);
+  }, { timeout: 15_000 }).toBe(true);
+  return RUN_ID.exec(await message.innerText())![1]!;
 }
 
 /** A second start while a run is active: refused (409); resolves with the message's link to the active run. */
@@ -185,10 +221,28 @@ function holdReader(sql: TestDatabase['sql'], table: string): { holding: Promise
   };
 }
 
-/** Follows a link to a run and waits for its detail: until then the section may still show another run. */
+/** Nothing the page did raised a dialog or an error, or broke its Content-Security-Policy. */
+function expectNoScriptTrouble(): void {
+  expect(dialogs).toEqual([]);
+  expect(pageErrors).toEqual([]);
+  expect(cspViolations).toEqual([]);
+}
+
+/** Waits for a run's detail: until then the section may still show another run. */
+async function runDetailShown(runId: string): Promise<void> {
+  await expect.poll(() => page.locator('#run-detail-title').innerText(), { timeout: 15_000 }).toBe(`Run ${runId}`);
+}
+
+/** Follows a link to a run and waits for its detail. */
 async function openRunDetail(link: Locator, runId: string): Promise<void> {
   await link.click();
-  await expect.poll(() => page.locator('#run-detail-title').innerText(), { timeout: 15_000 }).toBe(`Run ${runId}`);
+  await runDetailShown(runId);
+}
+
+/** Shows a run's detail by its address, as a link to it would. */
+async function showRun(runId: string): Promise<void> {
+  await page.evaluate(`location.hash = '#run=${runId}'`);
+  await runDetailShown(runId);
 }
 
 /** Leaves only these schemas ticked in a job's panel. */
@@ -345,9 +399,7 @@ describe.skipIf(!hasBrowser)('the jobs dashboard in a browser, against serverles
 
     expect(await page.locator('img').count()).toBe(0);
     expect(await page.locator('script').count()).toBe(1);
-    expect(dialogs).toEqual([]);
-    expect(pageErrors).toEqual([]);
-    expect(cspViolations).toEqual([]);
+    expectNoScriptTrouble();
     expect(requests.filter((url) => !url.startsWith(`${offline!.httpUrl}/`))).toEqual([]);
     await page.locator('#run-detail-close').click();
   });
@@ -378,7 +430,7 @@ describe.skipIf(!hasBrowser)('the jobs dashboard in a browser, against serverles
     await shot('6-export-running');
 
     await expect.poll(() => panel.locator('tbody tr').first().innerText(), { timeout: 90_000 }).toMatch(/succeeded/);
-    expect(await panel.locator('.active').innerText()).toBe('');
+    expect(await panel.locator('.active').isVisible()).toBe(false);
     expect(await panel.locator('svg rect.bar-succeeded').count()).toBe(1);
     expect(await panel.locator('svg rect.bar-failed').count()).toBe(1);
     // The ended run's detail: both steps succeeded with their results' figures, and the totals.
@@ -393,8 +445,7 @@ describe.skipIf(!hasBrowser)('the jobs dashboard in a browser, against serverles
     expect(await panel.locator('tbody tr').first().innerText()).toMatch(/failed/);
     await panel.locator('select.status-filter').selectOption('');
     expect(requests.filter((url) => !url.startsWith(`${offline!.httpUrl}/`))).toEqual([]);
-    expect(pageErrors).toEqual([]);
-    expect(cspViolations).toEqual([]);
+    expectNoScriptTrouble();
   }, 180_000);
 
   it('starts a restore of two schemas from the page: a bar per schema, then succeeded; the run names the export it restored and its moment; a second start links to the active run', async () => {
@@ -424,7 +475,7 @@ describe.skipIf(!hasBrowser)('the jobs dashboard in a browser, against serverles
     }
 
     await expect.poll(() => panel.locator('tbody tr').first().innerText(), { timeout: 150_000 }).toMatch(/succeeded/);
-    expect(await panel.locator('.active').innerText()).toBe('');
+    expect(await panel.locator('.active').isVisible()).toBe(false);
     expect(await panel.locator('svg rect.bar-succeeded').count()).toBe(1);
     await openRunDetail(panel.locator(`tbody tr[data-run="${runId}"] a[href="#run=${runId}"]`), runId);
     await expectCrmAndIdmSucceeded();
@@ -445,8 +496,7 @@ describe.skipIf(!hasBrowser)('the jobs dashboard in a browser, against serverles
     expect(bulk?.rows).toBe(3_000_000);
     const users = async (sql: TestDatabase['sql']) => (await sql<{ rows: number }[]>`SELECT count(*)::int AS rows FROM idm.users`)[0]?.rows;
     expect(await users(target!.sql)).toBe(await users(environment!.db.sql));
-    expect(pageErrors).toEqual([]);
-    expect(cspViolations).toEqual([]);
+    expectNoScriptTrouble();
   }, 240_000);
 
   it('starts an export with "then restore": once its tarball is verified its restore runs, and each run links to the other', async () => {
@@ -465,23 +515,162 @@ describe.skipIf(!hasBrowser)('the jobs dashboard in a browser, against serverles
       expect(await page.locator('#run-detail .steps .name').allInnerTexts()).toEqual(['idm succeeded']);
       await openRunDetail(page.locator(`#run-detail dl.facts a[href="#run=${restoreRunId}"]`), restoreRunId);
       await expect.poll(() => page.locator('#run-detail .steps .name').allInnerTexts(), { timeout: 90_000 }).toEqual(['idm succeeded']);
-      expect(await runFacts()).toMatchObject({ Job: 'restore', Parameters: `schemas: idm · export run ${runId}`, 'Export run': runId });
-      await expect.poll(() => jobPanel('restore').locator(`tbody tr[data-run="${restoreRunId}"]`).innerText(), { timeout: 15_000 }).toMatch(/succeeded/);
+      // Asked for by the export run: so its detail says, and its row, in short.
+      expect(await runFacts()).toMatchObject({ Job: 'restore', Parameters: `schemas: idm · export run ${runId}`, 'Export run': runId, 'Requested by': `export run ${runId}` });
+      const restoreRow = jobPanel('restore').locator(`tbody tr[data-run="${restoreRunId}"]`);
+      await expect.poll(() => restoreRow.innerText(), { timeout: 15_000 }).toMatch(/succeeded/);
+      expect(await restoreRow.locator('td.requested-by a').getAttribute('href')).toBe(`#run=${runId}`);
+      expect(await restoreRow.locator('td.requested-by').innerText()).toBe(`export run ${runId.slice(0, 8)}`);
       await shot('10-export-then-restore');
       await page.locator('#run-detail-close').click();
-      expect(pageErrors).toEqual([]);
-      expect(cspViolations).toEqual([]);
+      expectNoScriptTrouble();
     } finally {
       forwarding = false;
     }
   }, 240_000);
+
+  it('shows who asked for a run: the API key’s id in the history, its address and user agent in the run’s detail, never the key', async () => {
+    const panel = jobPanel('time-limited');
+    const row = panel.locator('tbody tr').last(); // the run beforeAll started over HTTP, with Node's fetch
+    const runId = (await row.getAttribute('data-run'))!;
+    expect(await row.locator('td.requested-by').innerText()).toBe(`API key ${OFFLINE_KEY_ID}`);
+    await openRunDetail(row.locator(`a[href="#run=${runId}"]`), runId);
+    const { requestedBy } = await getRun(runId);
+    expect(requestedBy).toMatchObject({ kind: 'http', apiKeyId: OFFLINE_KEY_ID, userAgent: 'node' });
+    expect((await runFacts())['Requested by']).toBe(`API key ${OFFLINE_KEY_ID} · from ${String(requestedBy!.sourceIp)} · user agent node`);
+    // Locally there are no CloudWatch logs to link to.
+    expect(await page.locator('#run-detail a[target="_blank"]').count()).toBe(0);
+    // The runs the page started name the browser.
+    const fromPage = await getRun(exportRunId!);
+    expect(fromPage.requestedBy).toMatchObject({ kind: 'http', apiKeyId: OFFLINE_KEY_ID, userAgent: expect.stringContaining('Chrome') });
+    expect(await page.locator('body').innerText()).not.toContain(localApiKey());
+    await shot('11-requested-by');
+    await page.locator('#run-detail-close').click();
+  });
+
+  it('re-runs the failed schemas of an export from its detail: exactly the step that failed, as the start asks', async () => {
+    // idm succeeds; the hostile schema, which the functions' role cannot read, fails.
+    const failed = await startAndFinish('/jobs/export', { schemas: ['idm', HOSTILE_SCHEMA] });
+    expect(failed.status).toBe('failed');
+    await showRun(failed.id);
+    expect(await page.locator('#run-detail .steps .name').allInnerTexts()).toEqual(['idm succeeded', `${HOSTILE_SCHEMA} failed`]);
+    expect(await page.locator('#run-detail-cancel').isVisible()).toBe(false);
+    await page.getByRole('button', { name: 'Re-run the failed schemas' }).click();
+    await confirm(`Start an export of ${HOSTILE_SCHEMA}?`, 'Start');
+    await expect.poll(() => page.locator('#run-detail-message').innerText(), { timeout: 15_000 }).toMatch(/^Started run [0-9a-f-]{36}\.$/);
+    const rerunId = RUN_ID.exec(await page.locator('#run-detail-message').innerText())![1]!;
+    expect((await getRun(rerunId)).params).toEqual({ schemas: [HOSTILE_SCHEMA] });
+    await shot('12-rerun-failed-schemas');
+    expect((await runEnded(rerunId)).status).toBe('failed');
+    // Its detail offers the same again.
+    await openRunDetail(page.locator(`#run-detail-message a[href="#run=${rerunId}"]`), rerunId);
+    await expect.poll(() => page.locator('#run-detail-rerun').isVisible(), { timeout: 15_000 }).toBe(true);
+    await page.locator('#run-detail-close').click();
+    expectNoScriptTrouble();
+  }, 180_000);
+
+  it('cancels a running export from its panel: the run and its steps end cancelled, shown as such, and a new start is not refused; a cancel of an ended run shows its 409', async () => {
+    const panel = jobPanel('export');
+    await tickOnly('export', ['crm']);
+    await panel.getByLabel('then restore into the reporting database').uncheck();
+    const runId = await startFromPanel('export', 'Start an export of crm?');
+    // The crm step runs for seconds (its 3 million-row table): cancel it while it does.
+    await expect.poll(() => panel.locator('.active .steps .name').allInnerTexts(), { timeout: 60_000, interval: 250 }).toEqual(['crm running']);
+    // A re-run while it is active is refused with a link to it, as any start is.
+    const earlier = (await api('GET', '/jobs/export/runs?status=failed&limit=1').then((r) => r.json())) as { runs: { id: string }[] };
+    await showRun(earlier.runs[0]!.id);
+    await page.getByRole('button', { name: 'Re-run the failed schemas' }).click();
+    await page.locator('#confirm-yes').click();
+    await expect.poll(() => page.locator('#run-detail-message a.active-run-link').getAttribute('href'), { timeout: 15_000 }).toBe(`#run=${runId}`);
+    await page.locator('#run-detail-close').click();
+
+    await panel.locator('.active').getByRole('button', { name: 'Cancel run' }).click();
+    await confirm(`Cancel the running export run ${runId}? What it has begun is undone.`, 'Cancel run', 'Keep it');
+    await expect.poll(() => panel.locator('.start-message').innerText(), { timeout: 15_000 }).toBe(`Cancelled run ${runId}.`);
+    const cancelled = await runEnded(runId);
+    expect(cancelled.status).toBe('cancelled');
+    expect(cancelled.steps.map((step) => [step.name, step.status])).toEqual([['crm', 'cancelled']]);
+    expect(cancelled.cancelledBy).toMatchObject({ kind: 'http', apiKeyId: OFFLINE_KEY_ID });
+
+    const row = panel.locator(`tbody tr[data-run="${runId}"]`);
+    await expect.poll(() => row.locator('.status').innerText(), { timeout: 15_000 }).toBe('cancelled');
+    expect(await row.locator('.outcome').innerText()).toBe(`cancelled by API key ${OFFLINE_KEY_ID}`);
+    expect(await panel.locator('.active').isVisible()).toBe(false);
+    expect(await panel.locator(`svg rect.bar-cancelled[data-run="${runId}"]`).count()).toBe(1);
+    expect(await panel.locator('.legend').innerText()).toContain('cancelled');
+    await openRunDetail(row.locator(`a[href="#run=${runId}"]`), runId);
+    await expect.poll(async () => (await runFacts())['Cancelled by'], { timeout: 15_000 }).toMatch(new RegExp(`^API key ${OFFLINE_KEY_ID} · from `));
+    expect(await page.locator('#run-detail .steps .name').allInnerTexts()).toEqual(['crm cancelled']);
+    await shot('13-export-cancelled');
+    await page.locator('#run-detail-close').click();
+    await panel.locator('select.status-filter').selectOption('cancelled');
+    await expect.poll(() => panel.locator('tbody tr .status').allInnerTexts(), { timeout: 15_000 }).toEqual(['cancelled']);
+    await panel.locator('select.status-filter').selectOption('');
+
+    // The next start is not refused. Cancelled behind the page's back while the page asks to
+    // cancel it from its detail: the answer is a 409, whose error the detail shows.
+    const nextId = await startFromPanel('export', 'Start an export of crm?');
+    await openRunDetail(panel.locator(`.start-message a[href="#run=${nextId}"]`), nextId);
+    await page.locator('#run-detail-cancel').click();
+    await expect.poll(() => page.locator('#confirm-text').innerText(), { timeout: 15_000 }).toMatch(/^Cancel the (queued|running) export run /);
+    expect((await api('POST', `/jobs/runs/${nextId}/cancel`)).status).toBe(202);
+    await page.locator('#confirm-yes').click();
+    await expect
+      .poll(() => page.locator('#run-detail-message').innerText(), { timeout: 15_000 })
+      .toMatch(new RegExp(`^Not cancelled \\(HTTP 409\\): Run ${nextId} has already ended \\(cancelled\\)`));
+    await expect.poll(() => page.locator('#run-detail-cancel').isVisible(), { timeout: 15_000 }).toBe(false);
+    expect((await runEnded(nextId)).status).toBe('cancelled');
+    // Its step ends after the run: the detail follows it (sooner than the page's 30 s idle refresh).
+    await expect.poll(() => page.locator('#run-detail .steps .name').allInnerTexts(), { timeout: 10_000 }).toEqual(['crm cancelled']);
+    await shot('14-cancel-409');
+    await page.locator('#run-detail-close').click();
+    expectNoScriptTrouble();
+  }, 180_000);
+
+  it('pauses and resumes the time-limited schedule: who and when shown, a scheduled run while paused skipped as "schedule paused"', async () => {
+    const panel = jobPanel('time-limited');
+    const pause = panel.getByRole('button', { name: 'Pause schedule' });
+    await pause.click();
+    await confirm('Pause the time-limited schedule? Each scheduled run is skipped until it is resumed.', 'Pause schedule');
+    await expect.poll(() => panel.locator('.start-message').innerText(), { timeout: 15_000 }).toBe('Schedule paused.');
+    await expect.poll(() => panel.locator('.job-schedule').innerText(), { timeout: 15_000 }).toMatch(new RegExp(`^Schedule paused by API key ${OFFLINE_KEY_ID} at .+ (GMT|BST) \\(`));
+    type Listing = { schedule: { paused: boolean; pausedBy?: Record<string, unknown>; pausedAt?: string }; runs: { status: string }[] };
+    const listing = async () => (await (await api('GET', '/jobs/time-limited/runs?limit=1')).json()) as Listing;
+    const paused = (await listing()).schedule;
+    expect(paused).toMatchObject({ paused: true, pausedBy: { kind: 'http', apiKeyId: OFFLINE_KEY_ID } });
+    expect(Date.parse(paused.pausedAt!)).toBeGreaterThan(Date.now() - 60_000);
+    // The export's schedule is another's: still not paused.
+    expect(await jobPanel('export').getByRole('button', { name: 'Pause schedule' }).isVisible()).toBe(true);
+
+    // What EventBridge sends on the schedule, through the emulator's Lambda API.
+    const fired = await fetch(`${offline!.lambdaEndpoint}/2015-03-31/functions/water-abstraction-jobs-dev-timeLimitedWorker/invocations`, {
+      method: 'POST',
+      body: JSON.stringify({ trigger: 'schedule' }),
+    });
+    expect(await fired.json()).toMatchObject({ status: 'skipped', reason: 'paused' });
+    expect((await listing()).runs[0]!.status).toBe('skipped');
+    await shot('15-schedule-paused');
+
+    await panel.getByRole('button', { name: 'Resume schedule' }).click();
+    await confirm('Resume the time-limited schedule?', 'Resume schedule');
+    await expect.poll(() => panel.locator('.start-message').innerText(), { timeout: 15_000 }).toBe('Schedule resumed.');
+    await expect
+      .poll(() => panel.locator('.job-schedule').innerText(), { timeout: 15_000 })
+      .toMatch(new RegExp(`^Next scheduled run: \\d{4}-\\d{2}-\\d{2} 20:15 (GMT|BST) \\(Europe/London\\); resumed by API key ${OFFLINE_KEY_ID} at `));
+    expect((await listing()).schedule).toMatchObject({ paused: false, pausedBy: { kind: 'http', apiKeyId: OFFLINE_KEY_ID } });
+    // The refresh after the answer shows the skipped run.
+    expect(await panel.locator('tbody tr').first().locator('.outcome').innerText()).toBe(`skipped: schedule paused by API key ${OFFLINE_KEY_ID}`);
+    expect(await pause.isVisible()).toBe(true);
+    await shot('16-schedule-resumed');
+    expectNoScriptTrouble();
+  }, 60_000);
 
   it('is readable at a phone width, and "forget key" clears the key and the data', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await expect.poll(() => page.locator('.job').count(), { timeout: 15_000 }).toBe(3);
     const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
     expect(overflow).toBeLessThanOrEqual(0);
-    await shot('11-phone');
+    await shot('17-phone');
 
     await page.getByRole('button', { name: 'Forget key' }).click();
     expect(await page.evaluate('sessionStorage.length')).toBe(0);

@@ -16,6 +16,8 @@ const KEY = 'fixture-key';
 const RUN_ID = '11111111-2222-4333-8444-555555555555';
 const UNSPLIT_RUN_ID = '66666666-2222-4333-8444-555555555555';
 const HOSTILE = '<img src=x onerror=alert(1)>';
+/** What GET /jobs/runs/{id} gives deployed as `logs` (lib/runs/logs-insights-link.ts), shortened. */
+const LOGS = 'https://eu-west-2.console.aws.amazon.com/cloudwatch/home?region=eu-west-2#logsV2:logs-insights$3FqueryDetail$3D~(end~\'2026-11-25T10*3a30*3a00.000Z)';
 
 const activeRun = {
   id: RUN_ID,
@@ -39,6 +41,7 @@ const activeRun = {
   result: null,
   error: null,
   lambdaRequestId: null,
+  logs: LOGS,
 };
 
 /** A run the coordinator has taken but not yet fanned out: no steps yet, no progress. */
@@ -48,6 +51,8 @@ const unsplitRun = {
   params: { schemas: ['crm', 'idm'] },
   progress: null,
   steps: [],
+  // Not the AWS console: the page must not link it.
+  logs: 'https://eu-west-2.console.aws.amazon.com.example.net/cloudwatch/home',
 };
 
 let exportRuns: (typeof activeRun | typeof unsplitRun)[] = [activeRun];
@@ -147,6 +152,19 @@ describe.skipIf(!hasBrowser)('the dashboard with per-schema steps', () => {
     expect(await active.locator('.total-line').innerText()).toBe('0 of 2 schemas · — tables · — rows · —');
     const values = await Promise.all((await active.locator('.steps progress').all()).map((bar) => bar.getAttribute('value')));
     expect(values).toEqual(['0', '0']);
+  });
+
+  it('links a run’s logs in a new tab, only when they are an https address on the AWS console', async () => {
+    const logsFact = async (runId: string) => {
+      await page.evaluate(`location.hash = '#run=${runId}'`);
+      await expect.poll(() => page.locator('#run-detail-title').innerText(), { timeout: 15_000 }).toBe(`Run ${runId}`);
+      return page.locator('#run-detail dl.facts a', { hasText: 'Logs (CloudWatch Logs Insights)' });
+    };
+    const link = await logsFact(RUN_ID);
+    expect(await link.count()).toBe(1);
+    expect(await Promise.all(['href', 'rel', 'target'].map((name) => link.getAttribute(name)))).toEqual([LOGS, 'noopener noreferrer', '_blank']);
+    expect(await (await logsFact(UNSPLIT_RUN_ID)).count()).toBe(0);
+    await page.locator('#run-detail-close').click();
   });
 
   it('shows the error of a start that answers 503', async () => {

@@ -20,6 +20,8 @@
   ];
   const jobSpec = (name) => JOBS.find((job) => job.name === name) || { name };
   const ACTIVE = ['queued', 'running'];
+  // A run or step that ended this way is what "Re-run the failed schemas" starts again.
+  const FAILED = ['failed', 'timed_out'];
   const RUNS_SHOWN = 30;
   // While a run is active the page refreshes every few seconds; otherwise rarely, and never while
   // the tab is hidden: the callers' API key has a daily quota (serverless.yml, apiDailyQuota).
@@ -32,6 +34,8 @@
   const byId = (id) => document.getElementById(id);
   const panels = new Map(); // job -> { root, parts, state }
   let refreshTimer;
+  // The run the detail section shows, as last read; the detail's actions act on it.
+  let shownRun;
   let refreshing = false;
   // A refresh asked for while one is under way (a start, a filter change) runs right after it.
   let refreshAgain = false;
@@ -116,8 +120,50 @@
   }
 
   /** A link to a run's detail; an id that is not a run id stays plain text. */
-  function runLink(id) {
-    return UUID.test(String(id)) ? el('a', { href: `#run=${id}` }, String(id)) : String(id);
+  function runLink(id, text = String(id)) {
+    return UUID.test(String(id)) ? el('a', { href: `#run=${id}` }, text) : text;
+  }
+
+  /**
+   * Who asked for a run (or cancelled it, or paused a schedule), in a few words: "API key <id>",
+   * "schedule", "manual", "export run <short id>". Of the key, only ever its id.
+   */
+  function describeRequester(by) {
+    if (!by || typeof by !== 'object') return '—';
+    switch (by.kind) {
+      case 'http':
+        return by.apiKeyId ? `API key ${by.apiKeyId}` : 'API, no key id';
+      case 'schedule':
+      case 'manual':
+        return by.kind;
+      case 'export':
+        return runLink(by.exportRunId, `export run ${String(by.exportRunId).slice(0, 8)}`);
+      default:
+        return String(by.kind);
+    }
+  }
+
+  /** The same in full: over HTTP also the source address and the user agent. */
+  function describeRequesterInFull(by) {
+    if (by && by.kind === 'export') return ['export run ', runLink(by.exportRunId)];
+    if (!by || by.kind !== 'http') return [describeRequester(by)];
+    return [[describeRequester(by), by.sourceIp ? `from ${by.sourceIp}` : '', by.userAgent ? `user agent ${by.userAgent}` : ''].filter(Boolean).join(' · ')];
+  }
+
+  /**
+   * The run's CloudWatch Logs Insights link (GET /jobs/runs/{id} gives one when deployed), opened
+   * in a new tab; only an https address on the AWS console, so a run cannot send anyone elsewhere.
+   */
+  function logsLink(run) {
+    if (typeof run.logs !== 'string' || !run.logs.startsWith('https://')) return undefined;
+    let url;
+    try {
+      url = new URL(run.logs);
+    } catch {
+      return undefined;
+    }
+    if (url.protocol !== 'https:' || !url.hostname.endsWith('.console.aws.amazon.com')) return undefined;
+    return el('a', { href: url.href, rel: 'noopener noreferrer', target: '_blank' }, 'Logs (CloudWatch Logs Insights)');
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -153,7 +199,7 @@
   // ---------------------------------------------------------------------------------------------
 
   // A step's status once it has ended for good; its bar is full whatever the outcome.
-  const ENDED = ['succeeded', 'failed', 'timed_out'];
+  const ENDED = ['succeeded', ...FAILED, 'cancelled'];
 
   /**
    * A run's steps, one per schema, in the configured order: from `steps` as GET
@@ -247,7 +293,9 @@
     add('Run', String(run.id));
     add('Job', String(run.job));
     add('Status', statusBadge(run.status));
+    if (run.cancelledBy) add('Cancelled by', ...describeRequesterInFull(run.cancelledBy));
     add('Trigger', String(run.trigger));
+    add('Requested by', ...describeRequesterInFull(run.requestedBy));
     add('Attempts', String(run.attempts));
     add('Requested', formatTime(run.requestedAt));
     add('Started', formatTime(run.startedAt));
@@ -259,9 +307,11 @@
     const params = describeParams(run);
     if (params) add('Parameters', params);
     const exportRuns = restoredExportRuns(run);
-    if (exportRuns.length > 0) add(exportRuns.length === 1 ? 'Export run' : 'Export runs', ...joined(exportRuns.map(runLink)));
+    if (exportRuns.length > 0) add(exportRuns.length === 1 ? 'Export run' : 'Export runs', ...joined(exportRuns.map((id) => runLink(id))));
     const restore = restoreAfterExport(run);
     if (restore) add('Restore', ...restore);
+    const logs = logsLink(run);
+    if (logs) add('Logs', logs);
     const box = el('div', {}, facts, renderProgress(run, configuredSchemas));
     if (run.error) box.append(el('h3', {}, 'Error'), el('pre', { class: 'error run-error' }, String(run.error)));
     return box;
@@ -318,7 +368,7 @@
       chart.append(bar);
     });
     const legend = el('ul', { class: 'legend' });
-    for (const status of ['succeeded', 'failed', 'timed_out', 'running']) {
+    for (const status of ['succeeded', 'failed', 'timed_out', 'cancelled', 'running']) {
       legend.append(el('li', {}, el('span', { class: `swatch swatch-${status}` }), status));
     }
     legend.append(el('li', {}, `longest ${formatDuration(longest)}`));
@@ -335,9 +385,10 @@
     root.setAttribute('aria-label', job);
     const part = (selector) => root.querySelector(selector);
     const parts = {
-      name: part('.job-name'), schedule: part('.job-schedule'), form: part('.start-form'), schemas: part('.schemas'),
+      name: part('.job-name'), schedule: part('.job-schedule'), pause: part('.pause-button'), form: part('.start-form'), schemas: part('.schemas'),
       schemaList: part('.schema-list'), schemasLegend: part('.schemas legend'), thenRestore: part('.then-restore'),
       thenRestoreChoice: part('.then-restore input'), start: part('.start-button'), message: part('.start-message'), active: part('.active'),
+      activeTitle: part('.active-title'), activeBody: part('.active-body'), cancel: part('.cancel-button'),
       chart: part('.chart'), filter: part('.status-filter'), rows: part('.runs tbody'),
     };
     parts.name.textContent = job;
@@ -346,35 +397,43 @@
     parts.thenRestore.hidden = !spec.restoreOption;
     const state = { overview: undefined, runs: [], listed: [], active: undefined, openErrors: new Set(), schemasShown: '' };
     parts.filter.addEventListener('change', () => refresh());
+    const panel = { job, spec, root, parts, state };
     parts.form.addEventListener('submit', (event) => {
       event.preventDefault();
-      void confirmAndStart(job);
+      const request = startRequest(panel);
+      if (request.refused) parts.message.replaceChildren(el('span', { class: 'error' }, request.refused));
+      else void confirmAndStart(panel, request, { button: parts.start, message: parts.message });
     });
-    const panel = { job, spec, root, parts, state };
+    parts.cancel.addEventListener('click', () => {
+      if (state.active) void confirmAndCancel(state.active, { button: parts.cancel, message: parts.message });
+    });
+    parts.pause.addEventListener('click', () => void confirmAndPause(panel));
     panels.set(job, panel);
     return panel;
   }
 
   function renderSchedule(panel) {
     const { schedule } = panel.state.overview || {};
-    const target = panel.parts.schedule;
-    target.replaceChildren();
-    if (!schedule) {
-      target.append('Not scheduled: started on demand');
-      return;
-    }
+    const { schedule: target, pause } = panel.parts;
+    target.replaceChildren(...describeSchedule(schedule));
+    pause.hidden = !schedule;
+    if (schedule) pause.textContent = schedule.paused ? 'Resume schedule' : 'Pause schedule';
+  }
+
+  /** The job's schedule: paused (by whom, when), disabled, or when it next runs. */
+  function describeSchedule(schedule) {
+    if (!schedule) return ['Not scheduled: started on demand'];
+    const pausedBy = [' by ', describeRequester(schedule.pausedBy), ` at ${formatTime(schedule.pausedAt)}`];
+    // Paused in the ledger: each scheduled invocation records a skipped run until it is resumed.
+    if (schedule.paused) return [el('span', { class: 'paused' }, 'Schedule paused'), ...pausedBy, ` (${schedule.description}${schedule.enabled ? '' : '; disabled'})`];
+    const resumed = schedule.pausedBy ? ['; resumed', ...pausedBy] : [];
     if (!schedule.enabled) {
-      target.append(el('span', { class: 'disabled' }, 'Schedule disabled'), ` (${schedule.description}`);
-      if (schedule.next) target.append(`; would next run ${schedule.next.date} ${schedule.next.time} ${schedule.next.zoneName}`);
-      target.append(')');
-      return;
+      const next = schedule.next ? `; would next run ${schedule.next.date} ${schedule.next.time} ${schedule.next.zoneName}` : '';
+      return [el('span', { class: 'disabled' }, 'Schedule disabled'), ` (${schedule.description}${next})`, ...resumed];
     }
-    if (schedule.next) {
-      const when = el('time', { datetime: schedule.next.at }, `${schedule.next.date} ${schedule.next.time} ${schedule.next.zoneName}`);
-      target.append('Next scheduled run: ', when, ` (${schedule.next.timeZone})`);
-    } else {
-      target.append(`Scheduled ${schedule.description}`);
-    }
+    if (!schedule.next) return [`Scheduled ${schedule.description}`, ...resumed];
+    const when = el('time', { datetime: schedule.next.at }, `${schedule.next.date} ${schedule.next.time} ${schedule.next.zoneName}`);
+    return ['Next scheduled run: ', when, ` (${schedule.next.timeZone})`, ...resumed];
   }
 
   function renderSchemaChoice(panel) {
@@ -400,15 +459,27 @@
 
   function renderActive(panel) {
     const { active, overview } = panel.state;
-    const box = panel.parts.active;
-    box.replaceChildren();
+    const { parts } = panel;
+    parts.active.hidden = !active;
+    parts.activeBody.replaceChildren();
     if (!active) return;
-    box.append(
-      el('h3', {}, 'Active run ', statusBadge(active.status)),
+    parts.activeTitle.replaceChildren('Active run ', statusBadge(active.status));
+    parts.activeBody.append(
       el('p', {}, active.startedAt ? `Started ${formatTime(active.startedAt)} · ${formatDuration(durationOf(active))} so far · attempt ${active.attempts} · ` : `Requested ${formatTime(active.requestedAt)}, waiting for the worker · `,
         el('a', { href: `#run=${active.id}` }, 'details')),
       renderProgress(active, overview && overview.schemas),
     );
+  }
+
+  /** Why a run did not run, or who stopped it, in a few words for the history; else nothing. */
+  function outcomeNote(run) {
+    const result = run.result && typeof run.result === 'object' ? run.result : {};
+    if (run.status === 'skipped' && result.reason === 'paused') {
+      return ['skipped: schedule paused', ...(result.pause && result.pause.by ? [' by ', describeRequester(result.pause.by)] : [])];
+    }
+    if (run.status === 'skipped' && typeof result.activeRunId === 'string') return ['skipped: ', runLink(result.activeRunId, 'another run'), ' was active'];
+    if (run.status === 'cancelled') return ['cancelled by ', describeRequester(run.cancelledBy)];
+    return undefined;
   }
 
   function renderRuns(panel) {
@@ -416,6 +487,8 @@
     const rows = listed.map((run) => {
       // One block inside the cell, so the phone layout (a grid of label and value) keeps it whole.
       const details = el('div');
+      const note = outcomeNote(run);
+      if (note) details.append(el('div', { class: 'outcome' }, ...note));
       const params = describeParams(run);
       if (params) details.append(el('div', {}, params));
       if (run.error) {
@@ -429,12 +502,13 @@
       return el('tr', { 'data-run': run.id },
         el('td', { 'data-label': 'Status' }, statusBadge(run.status)),
         el('td', { 'data-label': 'Trigger' }, String(run.trigger)),
+        el('td', { class: 'requested-by', 'data-label': 'Requested by' }, describeRequester(run.requestedBy)),
         el('td', { 'data-label': 'Attempts' }, String(run.attempts)),
         el('td', { 'data-label': 'Requested' }, formatTime(run.requestedAt)),
         el('td', { 'data-label': 'Took' }, formatDuration(durationOf(run))),
         el('td', { class: 'details', 'data-label': 'Details' }, details));
     });
-    if (rows.length === 0) rows.push(el('tr', {}, el('td', { colspan: 6 }, 'No runs.')));
+    if (rows.length === 0) rows.push(el('tr', {}, el('td', { colspan: 7 }, 'No runs.')));
     panel.parts.rows.replaceChildren(...rows);
   }
 
@@ -449,16 +523,44 @@
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Starting a run
+  // Acting: start, re-run, cancel, pause or resume; each asks first, then refreshes
   // ---------------------------------------------------------------------------------------------
-  function confirmStart(text) {
+  function confirmAction(text, { yes = 'Start', no = 'Cancel' } = {}) {
     const dialog = byId('confirm-dialog');
     byId('confirm-text').textContent = text;
+    byId('confirm-yes').textContent = yes;
+    byId('confirm-no').textContent = no;
     return new Promise((resolve) => {
       dialog.addEventListener('close', () => resolve(dialog.returnValue === 'confirm'), { once: true });
       dialog.returnValue = '';
       dialog.showModal();
     });
+  }
+
+  /**
+   * Asks `question`; once the person agrees, sends one request with `button` disabled and shows in
+   * `message` what `answered` makes of the answer, or (when it makes nothing of it) the API's
+   * error after `refusal`, as text. Then refreshes the page.
+   */
+  async function confirmAndSend({ question, labels, button, message, pending, refusal, path, method, body, answered }) {
+    if (!(await confirmAction(question, labels))) {
+      button.focus();
+      return;
+    }
+    button.disabled = true;
+    message.replaceChildren(pending);
+    try {
+      const response = await api(path, { method, body });
+      const answer = response.status === 204 ? {} : await readJson(response);
+      const shown = answered(response, answer) || [el('span', { class: 'error' }, `${refusal} (HTTP ${response.status}): ${answer.error || response.statusText}`)];
+      message.replaceChildren(...shown);
+    } catch (error) {
+      if (error instanceof KeyRefused) return keyRefused();
+      message.replaceChildren(el('span', { class: 'error' }, `${refusal}: ${error.message}`));
+    } finally {
+      button.disabled = false;
+    }
+    await refresh();
   }
 
   /** The start's request body and its confirmation, from what the panel has ticked; or why not. */
@@ -475,41 +577,61 @@
     };
   }
 
-  async function confirmAndStart(job) {
-    const panel = panels.get(job);
-    const { message } = panel.parts;
-    const { body, question, refused } = startRequest(panel);
-    if (refused) {
-      message.replaceChildren(el('span', { class: 'error' }, refused));
-      return;
-    }
-    if (!(await confirmStart(question))) {
-      panel.parts.start.focus();
-      return;
-    }
-    panel.parts.start.disabled = true;
-    message.replaceChildren('Starting…');
-    try {
-      const response = await api(job, { method: 'POST', body });
-      const answer = response.status === 204 ? {} : await readJson(response);
-      if (response.status === 204) {
-        const id = String(response.headers.get('Location') || '').split('/').pop();
-        message.replaceChildren('Started run ', el('a', { href: `#run=${id}` }, id), '.');
-      } else if (response.status === 409 && answer.activeRunId) {
-        message.replaceChildren(
-          el('span', { class: 'error' }, 'A run of this job is already active: '),
-          el('a', { href: `#run=${answer.activeRunId}`, class: 'active-run-link' }, `see run ${answer.activeRunId}`),
-        );
-      } else {
-        message.replaceChildren(el('span', { class: 'error' }, `Not started (HTTP ${response.status}): ${answer.error || response.statusText}`));
-      }
-    } catch (error) {
-      if (error instanceof KeyRefused) return keyRefused();
-      message.replaceChildren(el('span', { class: 'error' }, `Not started: ${error.message}`));
-    } finally {
-      panel.parts.start.disabled = false;
-    }
-    await refresh();
+  /** The schemas whose steps failed or timed out in `run`: what "Re-run the failed schemas" starts again. */
+  function failedSchemas(run) {
+    if (!jobSpec(run.job).schemas || !FAILED.includes(run.status)) return [];
+    return stepsOf(run).filter((step) => FAILED.includes(step.status)).map((step) => String(step.name));
+  }
+
+  /** The re-run's request: exactly the failed schemas, asked as the job's own start asks. */
+  function rerunRequest(run) {
+    const schemas = failedSchemas(run);
+    return { body: JSON.stringify({ schemas }), question: jobSpec(run.job).schemas.ask(schemas.join(', '), false) };
+  }
+
+  /** Starts a run of the panel's job; `place`: the button asked from and where its answer shows. 409 links to the active run. */
+  function confirmAndStart(panel, { body, question }, { button, message }) {
+    return confirmAndSend({
+      question, button, message, body, pending: 'Starting…', refusal: 'Not started', path: panel.job, method: 'POST',
+      answered: (response, answer) => {
+        if (response.status === 204) {
+          const id = String(response.headers.get('Location') || '').split('/').pop();
+          return ['Started run ', el('a', { href: `#run=${id}` }, id), '.'];
+        }
+        if (response.status === 409 && answer.activeRunId) {
+          return [
+            el('span', { class: 'error' }, 'A run of this job is already active: '),
+            el('a', { href: `#run=${answer.activeRunId}`, class: 'active-run-link' }, `see run ${answer.activeRunId}`),
+          ];
+        }
+        return undefined;
+      },
+    });
+  }
+
+  /** Cancels a queued or running run; one that has ended (409) or is unknown (404) says so. */
+  function confirmAndCancel(run, { button, message }) {
+    return confirmAndSend({
+      question: `Cancel the ${run.status} ${run.job} run ${run.id}? What it has begun is undone.`,
+      labels: { yes: 'Cancel run', no: 'Keep it' },
+      button, message, pending: 'Cancelling…', refusal: 'Not cancelled', path: `runs/${run.id}/cancel`, method: 'POST',
+      answered: (response) => (response.status === 202 ? ['Cancelled run ', runLink(run.id), '.'] : undefined),
+    });
+  }
+
+  /** Pauses the job's schedule, or resumes it, whichever it is not. */
+  function confirmAndPause(panel) {
+    const { job, parts, state } = panel;
+    const schedule = state.overview && state.overview.schedule;
+    if (!schedule) return undefined;
+    const paused = !schedule.paused;
+    return confirmAndSend({
+      question: paused ? `Pause the ${job} schedule? Each scheduled run is skipped until it is resumed.` : `Resume the ${job} schedule?`,
+      labels: { yes: paused ? 'Pause schedule' : 'Resume schedule' },
+      button: parts.pause, message: parts.message, pending: paused ? 'Pausing…' : 'Resuming…', refusal: paused ? 'Not paused' : 'Not resumed',
+      path: `${job}/schedule`, method: 'PUT', body: JSON.stringify({ paused }),
+      answered: (response) => (response.status === 200 ? [paused ? 'Schedule paused.' : 'Schedule resumed.'] : undefined),
+    });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -552,8 +674,10 @@
       refreshing = false;
     }
     if (refreshAgain) return refresh();
-    const anyActive = [...panels.values()].some((p) => p.state.active);
-    if (!document.hidden) refreshTimer = setTimeout(refresh, anyActive ? ACTIVE_REFRESH_MS : IDLE_REFRESH_MS);
+    // A cancelled run's running steps end within seconds of it: its detail follows them too.
+    const stepsUnderWay = Boolean(shownRun && Array.isArray(shownRun.steps) && shownRun.steps.some((step) => ACTIVE.includes(step.status)));
+    const following = stepsUnderWay || [...panels.values()].some((p) => p.state.active);
+    if (!document.hidden) refreshTimer = setTimeout(refresh, following ? ACTIVE_REFRESH_MS : IDLE_REFRESH_MS);
   }
 
   async function showRunFromHash() {
@@ -561,17 +685,36 @@
     const match = /^#run=(.+)$/.exec(location.hash);
     const id = match ? decodeURIComponent(match[1]) : '';
     if (!UUID.test(id)) {
-      section.hidden = true;
+      hideRunDetail();
       return;
     }
     const run = await getJson(`runs/${id}`);
     const jobPanel = panels.get(run.job);
     const schemas = jobPanel && jobPanel.state.overview ? jobPanel.state.overview.schemas : undefined;
+    // What an action answered is about the run it was taken on.
+    if (!shownRun || shownRun.id !== run.id) byId('run-detail-message').replaceChildren();
+    shownRun = run;
     byId('run-detail-title').textContent = `Run ${run.id}`;
+    renderRunActions(run);
     byId('run-detail-body').replaceChildren(renderRunFacts(run, schemas));
     const wasHidden = section.hidden;
     section.hidden = false;
     if (wasHidden) section.focus();
+  }
+
+  /** What can be done to the shown run: cancel it while it is active; re-run what failed of it. */
+  function renderRunActions(run) {
+    const cancel = byId('run-detail-cancel');
+    const rerun = byId('run-detail-rerun');
+    cancel.hidden = !ACTIVE.includes(run.status);
+    rerun.hidden = failedSchemas(run).length === 0;
+    byId('run-detail-actions').hidden = cancel.hidden && rerun.hidden;
+  }
+
+  function hideRunDetail() {
+    byId('run-detail').hidden = true;
+    byId('run-detail-message').replaceChildren();
+    shownRun = undefined;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -581,7 +724,7 @@
     clearTimeout(refreshTimer);
     panels.clear();
     byId('jobs').replaceChildren();
-    byId('run-detail').hidden = true;
+    hideRunDetail();
     byId('run-detail-body').replaceChildren();
     byId('page-status').textContent = '';
     byId('forget-key').hidden = true;
@@ -622,7 +765,16 @@
     byId('run-detail-close').addEventListener('click', (event) => {
       event.preventDefault();
       history.replaceState(null, '', location.pathname + location.search);
-      byId('run-detail').hidden = true;
+      hideRunDetail();
+    });
+    // The detail's actions answer in its own message line, which its refresh leaves alone.
+    const detailPlace = (buttonId) => ({ button: byId(buttonId), message: byId('run-detail-message') });
+    byId('run-detail-cancel').addEventListener('click', () => {
+      if (shownRun) void confirmAndCancel(shownRun, detailPlace('run-detail-cancel'));
+    });
+    byId('run-detail-rerun').addEventListener('click', () => {
+      const panel = shownRun && panels.get(shownRun.job);
+      if (panel) void confirmAndStart(panel, rerunRequest(shownRun), detailPlace('run-detail-rerun'));
     });
     window.addEventListener('hashchange', () => void showRunFromHash().catch((error) => {
       if (error instanceof KeyRefused) keyRefused();
