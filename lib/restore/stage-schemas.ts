@@ -101,8 +101,8 @@ export async function loadStagedSchemas(sql: Sql, tarballs: TarballDefinition[],
     );
     emit({ kind: 'phase', phase: phase === 1 ? 'indexes and constraints' : 'foreign keys', units: work.length });
     await inParallel(sql, parallelism, work, async (connection, unit) => {
-      await connection.connection.unsafe(`SET maintenance_work_mem = '${options.maintenanceWorkMem ?? '256MB'}'`);
-      await runStatements(connection, `Building ${quoteIdentifier(unit.schema)}.${quoteIdentifier(unit.table)}`, unit.statements);
+      const memory = `SET maintenance_work_mem = '${options.maintenanceWorkMem ?? '256MB'}'`;
+      await runStatements(connection, `Building ${quoteIdentifier(unit.schema)}.${quoteIdentifier(unit.table)}`, [memory, ...unit.statements]);
     }, signal);
   }
   emit({ kind: 'phase', phase: 'sequences' });

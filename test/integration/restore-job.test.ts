@@ -197,7 +197,7 @@ describe('the restore job', () => {
       for (let attempt = 0; attempt < 3000 && !terminated; attempt += 1) {
         const [row] = await bulkTarget.sql<{ n: number }[]>`
           SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
-          WHERE datname = current_database() AND query ILIKE 'COPY%FROM STDIN%' AND pid <> pg_backend_pid()`;
+          WHERE datname = current_database() AND state = 'active' AND query ILIKE 'COPY%FROM STDIN%' AND pid <> pg_backend_pid()`;
         terminated = row!.n > 0;
         if (!terminated) await new Promise((resolve) => setTimeout(resolve, 10));
       }
@@ -214,7 +214,7 @@ describe('the restore job', () => {
       const restoring = restoreRun({}, bulkTarget, ['bulk']);
       let runId: string | undefined;
       for (let attempt = 0; attempt < 3000 && !runId; attempt += 1) {
-        const [copying] = await bulkTarget.sql`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'COPY%FROM STDIN%' AND pid <> pg_backend_pid()`;
+        const [copying] = await bulkTarget.sql`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query ILIKE 'COPY%FROM STDIN%' AND pid <> pg_backend_pid()`;
         if (copying) [{ id: runId } = { id: undefined }] = await source.sql<{ id: string }[]>`SELECT id FROM jobs.runs WHERE job = 'restore' AND status = 'running'`;
         else await new Promise((resolve) => setTimeout(resolve, 10));
       }

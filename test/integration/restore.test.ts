@@ -282,7 +282,7 @@ describe('npm run restore', () => {
     for (let attempt = 0; attempt < 2000 && !terminated; attempt += 1) {
       const [row] = await target.sql<{ n: number }[]>`
         SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
-        WHERE datname = current_database() AND query ILIKE 'COPY%FROM STDIN%' AND pid <> pg_backend_pid()`;
+        WHERE datname = current_database() AND state = 'active' AND query ILIKE 'COPY%FROM STDIN%' AND pid <> pg_backend_pid()`;
       terminated = row!.n > 0;
       if (!terminated) await new Promise((resolve) => setTimeout(resolve, 10));
     }
