@@ -109,6 +109,9 @@ export async function loadTarballs(
   signal?: AbortSignal,
 ): Promise<LoadedTarball[]> {
   const loads = tarballs.map((tarball) => new TarballLoad(tarball));
+  // Largest tarballs first (pg_restore starts on its largest tables first): a big one started last
+  // is loaded by one connection while the others wait, or shared out by inflating it again.
+  const largestFirst = [...loads].sort((a, b) => (b.tarball.source.bytes ?? 0) - (a.tarball.source.bytes ?? 0));
   const stop = new AbortController();
   signal?.addEventListener('abort', () => stop.abort(signal.reason), { once: true });
   let bytesDone = 0;
@@ -117,7 +120,7 @@ export async function loadTarballs(
 
   /** The next tarball for a free reader: one no one reads yet, else one still being read (least readers first). */
   const nextLoad = (): TarballLoad | undefined =>
-    loads.find((load) => load.readers === 0 && !load.readToEnd) ?? [...loads].filter((load) => !load.readToEnd).sort((a, b) => a.readers - b.readers)[0];
+    largestFirst.find((load) => load.readers === 0 && !load.readToEnd) ?? largestFirst.filter((load) => !load.readToEnd).sort((a, b) => a.readers - b.readers)[0];
 
   const readOnce = async (load: TarballLoad, reader: ReaderConnection): Promise<void> => {
     const stream = await load.tarball.source.open();
