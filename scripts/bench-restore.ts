@@ -9,7 +9,7 @@
  * constraints, secondary indexes with an expression and a partial one, foreign keys within a
  * schema and across schemas, identity and serial columns) is built once into the database
  * `waj_bench_restore_src` and kept (a few minutes to build); `--rebuild` builds it again, `--drop`
- * drops it at the end. Each run exports it through the real export path (exportThroughSteps,
+ * drops it at the end, `--keep` keeps the tarballs and the dump (to look into a figure). Each run exports it through the real export path (exportThroughSteps,
  * to s3rver) and copies the tarballs to a local folder, and dumps it with `pg_dump -Fd -j 2` (both
  * timed, not judged): each restore then reads local files. Our restore runs in a child process, so
  * its peak RSS is its own.
@@ -573,7 +573,8 @@ async function main(): Promise<void> {
       await dropDatabase(OURS_DATABASE);
     }
   } finally {
-    await rm(work, { recursive: true, force: true });
+    if (process.argv.includes('--keep')) process.stderr.write(`Kept the tarballs and the dump in ${work}\n`);
+    else await rm(work, { recursive: true, force: true });
     await dropDatabase(THEIRS_DATABASE).catch(() => {});
     await dropDatabase(OURS_DATABASE).catch(() => {});
     if (process.argv.includes('--drop')) await dropDatabase(SOURCE_DATABASE);
