@@ -5,6 +5,7 @@ import { connectDatabase } from '../clients/database';
 import { holdConnection, inTransaction, rollBackAndRelease } from '../clients/transaction';
 import type { HeldConnection } from '../clients/transaction';
 import { postDataWork, preDataStatements, sequenceStatements } from '../definition/definition-statements';
+import type { PostDataUnit } from '../definition/definition-statements';
 import { findMissingExtensions } from '../definition/find-missing-extensions';
 import type { SchemaNames } from '../definition/schema-definition';
 import { quoteIdentifier } from '../export/quote-identifier';
@@ -12,6 +13,7 @@ import { compareWithManifest } from '../verification/compare-with-manifest';
 import type { SchemaManifest } from '../export/export-schema';
 import { assertReachable, refuseOutsideDependents, refuseSourceDatabase } from './check-target';
 import type { RestoreSource } from './list-restore-sources';
+import { BuildWhileLoading } from './build-while-loading';
 import { loadTarballs } from './load-tarballs';
 import type { LoadedTable, LoadedTarball } from './load-tarballs';
 import { readTarballDefinition } from './read-tarball-definition';
@@ -121,21 +123,26 @@ export async function restoreSchemas(request: RestoreRequest): Promise<RestoreRe
       ...preDataStatements(definitions, names),
     ]);
 
+    const buildUnit = async (connection: HeldConnection, unit: PostDataUnit): Promise<void> => {
+      await connection.connection.unsafe(`SET maintenance_work_mem = '${request.maintenanceWorkMem ?? '256MB'}'`);
+      await runDefinition(connection, `Building ${quoteIdentifier(unit.schema)}.${quoteIdentifier(unit.table)}`, unit.statements);
+    };
+    // A reader with no tarball of its own left builds loaded tables' keys and indexes meanwhile.
+    const early = new BuildWhileLoading(postDataWork(definitions, names, 1), definitions, buildUnit);
     const loaded = await loadTarballs(sql, tarballs, names, parallelism, {
       onTableLoaded: (table) => emit({ kind: 'table-loaded', table }),
       onBytes: (bytes) => emit({ kind: 'bytes', bytes }),
-    }, request.signal);
+    }, request.signal, early);
     const restored = checkAgainstManifests(loaded);
 
     const bytesOf = new Map(loaded.flatMap((l) => l.loaded.map((t) => [`${t.schema}\u0000${t.table}`, t.bytes] as const)));
     for (const phase of [1, 2] as const) {
       // Largest tables first, so the last to finish is not the biggest.
-      const work = postDataWork(definitions, names, phase).sort((a, b) => (bytesOf.get(`${b.schema}\u0000${b.table}`) ?? 0) - (bytesOf.get(`${a.schema}\u0000${a.table}`) ?? 0));
+      const work = postDataWork(definitions, names, phase)
+        .filter((unit) => !early.isBuilt(unit))
+        .sort((a, b) => (bytesOf.get(`${b.schema}\u0000${b.table}`) ?? 0) - (bytesOf.get(`${a.schema}\u0000${a.table}`) ?? 0));
       emit({ kind: 'phase', phase: phase === 1 ? 'indexes and constraints' : 'foreign keys', units: work.length });
-      await inParallel(sql, parallelism, work, async (connection, unit) => {
-        await connection.connection.unsafe(`SET maintenance_work_mem = '${request.maintenanceWorkMem ?? '256MB'}'`);
-        await runDefinition(connection, `Building ${quoteIdentifier(unit.schema)}.${quoteIdentifier(unit.table)}`, unit.statements);
-      }, request.signal);
+      await inParallel(sql, parallelism, work, buildUnit, request.signal);
     }
     emit({ kind: 'phase', phase: 'sequences' });
     await runDefinition(held, 'Setting the sequences', sequenceStatements(definitions, names));
