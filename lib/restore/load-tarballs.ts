@@ -207,7 +207,12 @@ export async function loadTarballs(
         bytes += chunk.length;
         inFlight.set(key, bytes);
         reportBytes();
-        await Promise.resolve(copy!.write(chunk)).catch(fail);
+        // In a try: write() throws at once once the COPY has failed, which .catch() on its result would miss.
+        try {
+          await copy!.write(chunk);
+        } catch (error) {
+          fail(error);
+        }
       },
       async end() {
         await opening;
