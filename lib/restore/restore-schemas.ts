@@ -138,7 +138,7 @@ export async function restoreSchemas(request: RestoreRequest): Promise<RestoreRe
     const bytesOf = new Map(loaded.flatMap((l) => l.loaded.map((t) => [`${t.schema}\u0000${t.table}`, t.bytes] as const)));
     for (const phase of [1, 2] as const) {
       // Largest tables first, so the last to finish is not the biggest.
-      const work = postDataWork(definitions, names, phase)
+      const work = postDataWork(definitions, names, phase, { keysValidatedApart: true })
         .filter((unit) => !early.isBuilt(unit))
         .sort((a, b) => (bytesOf.get(`${b.schema}\u0000${b.table}`) ?? 0) - (bytesOf.get(`${a.schema}\u0000${a.table}`) ?? 0));
       emit({ kind: 'phase', phase: phase === 1 ? 'indexes and constraints' : 'foreign keys', units: work.length });
