@@ -202,6 +202,8 @@ export async function loadTarballs(
     })().catch(fail);
     opening.catch(() => markIdle());
     return {
+      // The COPY's count of the CSV's rows stands for the reader's (read-export-tarball.ts).
+      countsRows: true,
       async write(chunk) {
         await opening;
         bytes += chunk.length;
@@ -234,6 +236,7 @@ export async function loadTarballs(
         progress.onTableLoaded?.(loaded);
         between?.tableLoaded(loaded);
         signalChange();
+        return loaded.rows;
       },
     };
   };
