@@ -9,7 +9,6 @@
  * during the load); 2 cannot run (bad arguments, an unreadable source, an unreachable target).
  * Either way nothing is replaced and nothing is left behind unless it says restored.
  */
-import { createS3Client } from '../lib/clients/s3';
 import { listRestoreSources } from '../lib/restore/list-restore-sources';
 import { RestoreCannotRunError, RestoreRefusedError } from '../lib/restore/restore-errors';
 import { restoreSchemas } from '../lib/restore/restore-schemas';
@@ -31,7 +30,8 @@ async function main(argv: string[]): Promise<number> {
   });
   const progress = new ProgressLines(process.stdout.isTTY === true);
   try {
-    const sources = await listRestoreSources(source, () => createS3Client({ endpoint: process.env.S3_ENDPOINT || undefined }));
+    // The AWS SDK loaded only for an s3:// source.
+    const sources = await listRestoreSources(source, async () => (await import('../lib/clients/s3')).createS3Client({ endpoint: process.env.S3_ENDPOINT || undefined }));
     const result = await restoreSchemas({
       sources,
       targetUrl: into,

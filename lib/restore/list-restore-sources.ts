@@ -2,9 +2,7 @@ import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { isNotFound, openTarballObject } from '../verification/open-tarball-object';
 import { RestoreCannotRunError } from './restore-errors';
 
 /** One tarball to restore: where it is, for messages, and a way to read it from the start (as often as needed). */
@@ -22,9 +20,9 @@ export interface RestoreSource {
  * `s3://bucket/prefix/` (a key ending in `.tgz` is that one object). In name order. Throws
  * RestoreCannotRunError when there is nothing to read.
  */
-export async function listRestoreSources(source: string, s3: () => S3Client): Promise<RestoreSource[]> {
+export async function listRestoreSources(source: string, s3: () => S3Client | Promise<S3Client>): Promise<RestoreSource[]> {
   const address = /^s3:\/\/([^/]+)\/?(.*)$/.exec(source);
-  if (address) return listS3Sources(s3(), address[1]!, address[2]!);
+  if (address) return listS3Sources(await s3(), address[1]!, address[2]!);
   let info;
   try {
     info = await stat(source);
@@ -44,6 +42,10 @@ export async function listRestoreSources(source: string, s3: () => S3Client): Pr
 }
 
 async function listS3Sources(s3: S3Client, bucket: string, prefix: string): Promise<RestoreSource[]> {
+  // Loaded here: a restore from files needs none of the AWS SDK, which took a quarter of npm run
+  // restore's start (0.36 → 0.26 s to the first line, 2026-12-07).
+  const { ListObjectsV2Command } = await import('@aws-sdk/client-s3');
+  const { isNotFound, openTarballObject } = await import('../verification/open-tarball-object');
   const object = (key: string, bytes?: number): RestoreSource => ({
     label: `s3://${bucket}/${key}`,
     bytes,
