@@ -10,7 +10,6 @@
  * Either way nothing is replaced and nothing is left behind unless it says restored.
  */
 import './quiet-sdk-warning';
-import { createS3Client } from '../lib/clients/s3';
 import { listRestoreSources } from '../lib/restore/list-restore-sources';
 import { RestoreCannotRunError, RestoreRefusedError } from '../lib/restore/restore-errors';
 import { restoreSchemas } from '../lib/restore/restore-schemas';
@@ -32,7 +31,8 @@ async function main(argv: string[]): Promise<number> {
   });
   const progress = new ProgressLines(process.stdout.isTTY === true);
   try {
-    const sources = await listRestoreSources(source, () => createS3Client({ endpoint: process.env.S3_ENDPOINT || undefined }));
+    // The AWS SDK loaded only for an s3:// source.
+    const sources = await listRestoreSources(source, async () => (await import('../lib/clients/s3')).createS3Client({ endpoint: process.env.S3_ENDPOINT || undefined }));
     const result = await restoreSchemas({
       sources,
       targetUrl: into,

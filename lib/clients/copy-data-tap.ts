@@ -9,6 +9,18 @@ export interface CopyDataSink {
   rows: number;
 }
 
+/**
+ * The writing side of a connection's socket, for rows a COPY FROM STDIN sends (openCopyIn frames
+ * them itself). Writes go after whatever postgres.js has written, in order, on the same socket.
+ */
+export interface CopyDataOutput {
+  write(bytes: Buffer): boolean;
+  cork(): void;
+  uncork(): void;
+  once(event: 'drain', listener: () => void): unknown;
+  off(event: 'drain', listener: () => void): unknown;
+}
+
 const COPY_DATA = 0x64; // 'd'
 const COPY_OUT_RESPONSE = 0x48; // 'H'
 /** Messages the server may send at any time, also in the middle of a COPY: NoticeResponse, ParameterStatus, NotificationResponse. */
@@ -58,10 +70,12 @@ export class CopyDataTap {
   /**
    * @param deliver hands bytes on to postgres.js (the socket's own 'data' listeners)
    * @param flow the socket's pause() and resume()
+   * @param output the socket's writing side, for openCopyIn (found, like the tap, with `dispatching()`)
    */
   constructor(
     private readonly deliver: (bytes: Buffer) => void,
     private readonly flow: { pause(): void; resume(): void },
+    readonly output?: CopyDataOutput,
   ) {}
 
   /** Takes the current COPY's rows; only while postgres.js handles its CopyOutResponse. */

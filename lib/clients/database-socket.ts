@@ -104,7 +104,7 @@ export function databaseSocketFactory(settings: TlsSettings): (options: ConnectO
 /** A tap that hands bytes on as the socket's 'data' events (postgres.js listens to those). */
 function tapOf(socket: Socket, { copyHandedOn }: { copyHandedOn: boolean }): CopyDataTap {
   const emit = socket.emit.bind(socket) as (event: string | symbol, ...args: unknown[]) => boolean;
-  return new CopyDataTap((bytes) => emit('data', copyHandedOn ? Buffer.from(bytes) : bytes), socket);
+  return new CopyDataTap((bytes) => emit('data', copyHandedOn ? Buffer.from(bytes) : bytes), socket, socket);
 }
 
 /** Bytes read into the reused buffer of a socket without TLS. */

@@ -182,7 +182,7 @@ async function putRunInPlace(
     ),
   );
   const foreignKeys = definitions.flatMap((definition) =>
-    postDataWork([definition], context.names, 2, { foreignKeysTo: (schema) => schema !== definition.schema && context.runSchemas.has(schema) }),
+    postDataWork([definition], context.names, 2, { foreignKeysTo: (schema) => schema !== definition.schema && context.runSchemas.has(schema), keysValidatedApart: true }),
   );
   const exportRuns = [...new Set(runSteps.map((s) => (s.input as RestoreStepInput).exportRunId ?? 'unknown'))];
   await putSchemasInPlace(sql, context.replacements, {

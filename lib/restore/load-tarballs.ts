@@ -28,6 +28,18 @@ export interface LoadProgress {
   onBytes?: (bytes: number) => void;
 }
 
+/**
+ * Work a reader does when no tarball is left for it alone, rather than inflate one another reader
+ * is loading to find a table no one has claimed (build-while-loading.ts: keys and indexes of
+ * tables already loaded).
+ */
+export interface WorkBetweenLoads {
+  /** A table's COPY has committed. */
+  tableLoaded(table: LoadedTable): void;
+  /** A piece of work that is ready, to run on a reader's connection (it never throws), or none. */
+  take(): ((connection: HeldConnection) => Promise<void>) | undefined;
+}
+
 /** A connection loading tables one after another. */
 interface ReaderConnection {
   connection: ReservedSql;
@@ -36,6 +48,8 @@ interface ReaderConnection {
   /** Settles once the table last started on it has ended, either way. */
   idle: Promise<void>;
   copy?: CopyIn;
+  /** Running a piece of WorkBetweenLoads. */
+  building?: boolean;
 }
 
 /**
@@ -97,9 +111,12 @@ class TarballLoad {
  * truncates it first, so `COPY ... FREEZE` writes its rows frozen, sparing every later reader the
  * hint-bit writes (pg_restore's parallel mode truncates before loading for the same kind of reason).
  *
+ * With `between`, a reader that has no tarball of its own left runs its ready work first, and
+ * once nothing is left to read, waits for more while other readers still load.
+ *
  * Throws RestoreRefusedError naming the table when a row will not load or the connection fails;
- * other COPYs are abandoned first. What was loaded stays in the staging schemas: dropping them is
- * the caller's.
+ * other COPYs are abandoned (and work between loads cancelled) first. What was loaded stays in the
+ * staging schemas: dropping them is the caller's.
  */
 export async function loadTarballs(
   sql: Sql,
@@ -108,17 +125,27 @@ export async function loadTarballs(
   parallelism: number,
   progress: LoadProgress = {},
   signal?: AbortSignal,
+  between?: WorkBetweenLoads,
 ): Promise<LoadedTarball[]> {
   const loads = tarballs.map((tarball) => new TarballLoad(tarball));
+  // Largest tarballs first (pg_restore starts on its largest tables first): a big one started last
+  // is loaded by one connection while the others wait, or shared out by inflating it again.
+  const largestFirst = [...loads].sort((a, b) => (b.tarball.source.bytes ?? 0) - (a.tarball.source.bytes ?? 0));
+  /** Readers reading a tarball now: while any is, tables are still being loaded. */
+  let reading = 0;
+  /** Settles at the next table loaded, tarball read or failure (always pending until then): a waiting reader looks again. */
+  let changed: Promise<void>;
+  let markChanged = (): void => {};
+  const signalChange = (): void => {
+    markChanged();
+    changed = new Promise<void>((resolve) => (markChanged = resolve));
+  };
+  signalChange();
   const stop = new AbortController();
   signal?.addEventListener('abort', () => stop.abort(signal.reason), { once: true });
   let bytesDone = 0;
   const inFlight = new Map<object, number>();
   const reportBytes = (): void => progress.onBytes?.(bytesDone + [...inFlight.values()].reduce((a, b) => a + b, 0));
-
-  /** The next tarball for a free reader: one no one reads yet, else one still being read (least readers first). */
-  const nextLoad = (): TarballLoad | undefined =>
-    loads.find((load) => load.readers === 0 && !load.readToEnd) ?? [...loads].filter((load) => !load.readToEnd).sort((a, b) => a.readers - b.readers)[0];
 
   const readOnce = async (load: TarballLoad, reader: ReaderConnection): Promise<void> => {
     const stream = await load.tarball.source.open();
@@ -176,12 +203,19 @@ export async function loadTarballs(
     })().catch(fail);
     opening.catch(() => markIdle());
     return {
+      // The COPY's count of the CSV's rows stands for the reader's (read-export-tarball.ts).
+      countsRows: true,
       async write(chunk) {
         await opening;
         bytes += chunk.length;
         inFlight.set(key, bytes);
         reportBytes();
-        await Promise.resolve(copy!.write(chunk)).catch(fail);
+        // In a try: write() throws at once once the COPY has failed, which .catch() on its result would miss.
+        try {
+          await copy!.write(chunk);
+        } catch (error) {
+          fail(error);
+        }
       },
       async end() {
         await opening;
@@ -201,6 +235,9 @@ export async function loadTarballs(
         const loaded = { schema, table: table.name, rows: loadedRows!, bytes, timeTakenMs: Math.round(performance.now() - started) };
         load.loaded.push(loaded);
         progress.onTableLoaded?.(loaded);
+        between?.tableLoaded(loaded);
+        signalChange();
+        return loaded.rows;
       },
     };
   };
@@ -210,16 +247,46 @@ export async function loadTarballs(
     const { connection } = held;
     const [{ pid } = { pid: 0 }] = await connection<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
     const reader: ReaderConnection = { connection, held, pid, idle: Promise.resolve() };
-    const abandon = (): void => void reader.copy?.abort(new Error('Another table of the restore failed'));
+    const abandon = (): void => {
+      void reader.copy?.abort(new Error('Another table of the restore failed'));
+      // An index being built would hold the failure back for as long as it takes.
+      if (reader.building && pid) void sql`SELECT pg_cancel_backend(${pid})`.catch(() => {});
+      signalChange();
+    };
     stop.signal.addEventListener('abort', abandon, { once: true });
     try {
-      for (let load = nextLoad(); load && !stop.signal.aborted; load = nextLoad()) {
-        load.readers += 1;
-        try {
-          await readOnce(load, reader);
-        } finally {
-          load.readers -= 1;
+      while (!stop.signal.aborted) {
+        const fresh = largestFirst.find((load) => load.readers === 0 && !load.readToEnd);
+        const work = fresh ? undefined : between?.take();
+        if (work) {
+          reader.building = true;
+          try {
+            await work(held);
+          } finally {
+            reader.building = false;
+          }
+          continue;
         }
+        // Else a tarball another reader is reading (the fewest readers first), inflated again.
+        const load = fresh ?? largestFirst.filter((l) => !l.readToEnd).sort((a, b) => a.readers - b.readers)[0];
+        if (load) {
+          load.readers += 1;
+          reading += 1;
+          try {
+            await readOnce(load, reader);
+          } finally {
+            load.readers -= 1;
+            reading -= 1;
+            signalChange();
+          }
+          continue;
+        }
+        // Nothing left to read: other readers' tables may still bring work.
+        if (between && reading > 0) {
+          await changed;
+          continue;
+        }
+        break;
       }
     } catch (error) {
       if (!stop.signal.aborted) stop.abort(error);

@@ -1,12 +1,14 @@
 import type { Sql } from 'postgres';
 import type { HeldConnection } from '../clients/transaction';
 import { postDataWork, preDataStatements, sequenceStatements } from '../definition/definition-statements';
+import type { PostDataUnit } from '../definition/definition-statements';
 import { findMissingExtensions } from '../definition/find-missing-extensions';
 import type { SchemaDefinition, SchemaNames } from '../definition/schema-definition';
 import type { SchemaManifest } from '../export/export-schema';
 import { quoteIdentifier } from '../export/quote-identifier';
 import { compareWithManifest } from '../verification/compare-with-manifest';
 import { refuseOutsideDependents } from './check-target';
+import { BuildWhileLoading } from './build-while-loading';
 import { loadTarballs } from './load-tarballs';
 import type { LoadedTable, LoadedTarball } from './load-tarballs';
 import type { TarballDefinition } from './read-tarball-definition';
@@ -79,31 +81,36 @@ export interface LoadOptions {
 /**
  * Fills staging schemas created by createStagingSchemas: loads the rows, checking every table
  * against its manifest as it passes (refusing the lot if any differs), then builds keys, checks and
- * indexes after the data (pg_restore's order, largest tables first), foreign keys, sets the
- * sequences and runs ANALYZE. `names` maps every schema of the restore to its staging name, those
+ * indexes after the data (pg_restore's order, largest tables first; a reader with nothing left to
+ * load builds those of tables already loaded: build-while-loading.ts), foreign keys (added NOT
+ * VALID, then validated, so keys to one table are checked at once), sets the sequences and runs
+ * ANALYZE. `names` maps every schema of the restore to its staging name, those
  * of `tarballs` and any other being built beside them.
  */
 export async function loadStagedSchemas(sql: Sql, tarballs: TarballDefinition[], names: SchemaNames, options: LoadOptions): Promise<StagedSchema[]> {
   const emit = options.onEvent ?? (() => {});
   const { parallelism, signal } = options;
   const definitions = tarballs.map((t) => t.definition);
+  const buildUnit = async (connection: HeldConnection, unit: PostDataUnit): Promise<void> => {
+    const memory = `SET maintenance_work_mem = '${options.maintenanceWorkMem ?? '256MB'}'`;
+    await runStatements(connection, `Building ${quoteIdentifier(unit.schema)}.${quoteIdentifier(unit.table)}`, [memory, ...unit.statements]);
+  };
+  // A reader with no tarball of its own left builds loaded tables' keys and indexes meanwhile.
+  const early = new BuildWhileLoading(postDataWork(definitions, names, 1), definitions, buildUnit);
   const loaded = await loadTarballs(sql, tarballs, names, parallelism, {
     onTableLoaded: (table) => emit({ kind: 'table-loaded', table }),
     onBytes: (bytes) => emit({ kind: 'bytes', bytes }),
-  }, signal);
+  }, signal, early);
   const staged = checkAgainstManifests(loaded);
 
   const bytesOf = new Map(loaded.flatMap((l) => l.loaded.map((t) => [`${t.schema}\u0000${t.table}`, t.bytes] as const)));
   for (const phase of [1, 2] as const) {
     // Largest tables first, so the last to finish is not the biggest.
-    const work = postDataWork(definitions, names, phase, { foreignKeysTo: options.foreignKeysTo }).sort(
-      (a, b) => (bytesOf.get(`${b.schema}\u0000${b.table}`) ?? 0) - (bytesOf.get(`${a.schema}\u0000${a.table}`) ?? 0),
-    );
+    const work = postDataWork(definitions, names, phase, { foreignKeysTo: options.foreignKeysTo, keysValidatedApart: true })
+      .filter((unit) => !early.isBuilt(unit))
+      .sort((a, b) => (bytesOf.get(`${b.schema}\u0000${b.table}`) ?? 0) - (bytesOf.get(`${a.schema}\u0000${a.table}`) ?? 0));
     emit({ kind: 'phase', phase: phase === 1 ? 'indexes and constraints' : 'foreign keys', units: work.length });
-    await inParallel(sql, parallelism, work, async (connection, unit) => {
-      const memory = `SET maintenance_work_mem = '${options.maintenanceWorkMem ?? '256MB'}'`;
-      await runStatements(connection, `Building ${quoteIdentifier(unit.schema)}.${quoteIdentifier(unit.table)}`, [memory, ...unit.statements]);
-    }, signal);
+    await inParallel(sql, parallelism, work, buildUnit, signal);
   }
   emit({ kind: 'phase', phase: 'sequences' });
   const tables = definitions.flatMap((d) => d.tables.map((t) => `${quoteIdentifier(names.get(d.schema)!)}.${quoteIdentifier(t.name)}`));

@@ -6,6 +6,7 @@ import type { Sql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectDatabase } from '../../lib/clients/database';
 import { openCopyOut } from '../../lib/export/open-copy-out';
+import { openCopyIn } from '../../lib/restore/open-copy-in';
 import { startEmbeddedPostgres } from '../support/embedded-postgres';
 import type { EmbeddedPostgres } from '../support/embedded-postgres';
 
@@ -67,6 +68,29 @@ describe('database connections with TLS', () => {
       expect(copy.rowsCounted()).toBe(ROWS + 1);
       // The connection goes on working after the COPY.
       expect(await sql`SELECT 1 AS one`).toEqual([{ one: 1 }]);
+    } finally {
+      await sql.end();
+    }
+  });
+
+  it('sslmode=require: a COPY FROM STDIN whose rows openCopyIn frames onto the TLS socket itself loads them all, and the connection goes on working', async () => {
+    const sql = connectDatabase(urlWith('require'), { max: 1, connectTimeout: 5 });
+    try {
+      const connection = await sql.reserve();
+      try {
+        expect(await usesTls(connection)).toBe(true);
+        await connection`CREATE TEMPORARY TABLE copied (g integer, hash text)`;
+        const copy = await openCopyIn(connection, 'COPY copied FROM STDIN (FORMAT csv, HEADER)');
+        // Chunks that cut rows in two, one far larger than a TLS record.
+        const csv = expectedCsv();
+        for (const [from, to] of [[0, 10], [10, 700_000], [700_000, csv.length]] as const) await copy.write(csv.subarray(from, to));
+        expect(await copy.end()).toBe(ROWS);
+        const [loaded] = await connection<{ rows: number; hashes: string }[]>`SELECT count(*)::int AS rows, md5(string_agg(hash, ',' ORDER BY g)) AS hashes FROM copied`;
+        const hashes = Array.from({ length: ROWS }, (_, k) => createHash('md5').update(String(k + 1)).digest('hex')).join(',');
+        expect(loaded).toEqual({ rows: ROWS, hashes: createHash('md5').update(hashes).digest('hex') });
+      } finally {
+        connection.release();
+      }
     } finally {
       await sql.end();
     }

@@ -196,6 +196,25 @@ describe('npm run restore', () => {
       await refusedWith(await withTarball('changed', 'crm', tgz), /crm.*table "customers".*sha256 expected/);
     });
 
+    it('a CSV changed so that two rows share a key, the manifest kept: exit 1 for its checksum, not for the key a reader built while others loaded', async () => {
+      const tgz = await rewriteTarball(await readFile(join(latest, 'crm.tgz')), (entries) =>
+        entries.map((entry) => (entry.name === 'crm/customers.csv' ? { ...entry, content: Buffer.from(entry.content.toString().replace(/^2,/m, '1,')) } : entry)),
+      );
+      await refusedWith(await withTarball('duplicate-key', 'crm', tgz), /crm.*table "customers".*sha256 expected/);
+    });
+
+    it('a manifest that says a table has one row more than its CSV (the CSV kept): exit 1 naming the table and both counts (the COPY counts the rows)', async () => {
+      const tgz = await rewriteTarball(await readFile(join(latest, 'crm.tgz')), (entries) =>
+        entries.map((entry) => {
+          if (entry.name !== 'crm/manifest.json') return entry;
+          const manifest = JSON.parse(entry.content.toString()) as { tables: { table: string; rows: number }[] };
+          for (const table of manifest.tables) if (table.table === 'customers') table.rows += 1;
+          return { ...entry, content: Buffer.from(JSON.stringify(manifest)) };
+        }),
+      );
+      await refusedWith(await withTarball('rows', 'crm', tgz), /crm.*table "customers".*rows expected 5, found 4/);
+    });
+
     it('a truncated tarball: exit 1 saying so', async () => {
       const whole = await readFile(join(latest, 'Water Rights.tgz'));
       await refusedWith(await withTarball('truncated', 'Water Rights', whole.subarray(0, Math.floor(whole.length * 0.6))), /Water Rights\.tgz: Truncated/);

@@ -235,6 +235,19 @@ describe('postDataWork', () => {
     // A table with no key to build leaves no unit at all.
     expect(postDataWork([crm], names, 2, { foreignKeysTo: () => false })).toEqual([]);
   });
+
+  it('phase 2 with keysValidatedApart: each key added NOT VALID, then validated, but one NOT VALID in the source; a partitioned table’s added as they are', () => {
+    const partitionedKey = { name: 'readings_by', columns: ['id'], references: { schema: 'crm', table: 'customers', columns: ['id'] }, options: '', notValid: false };
+    const withPartitioned = { ...rights, tables: rights.tables.map((t) => (t.name === 'readings' ? { ...t, foreignKeys: [partitionedKey] } : t)) };
+    expect(postDataWork([withPartitioned, crm], names, 2, { keysValidatedApart: true }).map((unit) => unit.statements.slice(1))).toEqual([
+      [
+        'ALTER TABLE "waj_restore_x_0"."Licences" ADD CONSTRAINT "to_crm" FOREIGN KEY ("customer_id") REFERENCES "waj_restore_x_1"."customers" ("id") ON DELETE SET NULL NOT VALID',
+        'ALTER TABLE "waj_restore_x_0"."Licences" ADD CONSTRAINT "to_shared" FOREIGN KEY ("customer_id") REFERENCES "shared"."people" ("Person Id") NOT VALID',
+        'ALTER TABLE "waj_restore_x_0"."Licences" VALIDATE CONSTRAINT "to_crm"',
+      ],
+      ['ALTER TABLE "waj_restore_x_0"."readings" ADD CONSTRAINT "readings_by" FOREIGN KEY ("id") REFERENCES "waj_restore_x_1"."customers" ("id")'],
+    ]);
+  });
 });
 
 describe('sequenceStatements', () => {
