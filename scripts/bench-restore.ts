@@ -21,6 +21,7 @@
  * with it); BENCH_RUNS: paired runs (default 3); BENCH_PARALLEL: our --parallel and pg_restore's
  * -j (default 2).
  */
+import './quiet-sdk-warning';
 import './bench/quiet-job-logs';
 import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
