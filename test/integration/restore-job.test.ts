@@ -16,7 +16,7 @@ import { createMigratedTestDatabase, createTestDatabase } from '../support/datab
 import type { TestDatabase } from '../support/database';
 import { describeSchema } from '../support/describe-schema';
 import { exportThroughJob } from '../support/export-through-job';
-import { leftovers, nextValues, rewriteTarball, rowsOf, stateOf } from '../support/restore-checks';
+import { leftovers, nextValues, terminateCopyIn, rewriteTarball, rowsOf, stateOf } from '../support/restore-checks';
 import { startTestS3 } from '../support/s3';
 import type { TestS3 } from '../support/s3';
 
@@ -193,14 +193,7 @@ describe('the restore job', () => {
 
     it("the target's backend terminated during a step's COPY: the run fails with the cause, nothing replaced, nothing left behind", async () => {
       const restoring = restoreRun({}, bulkTarget, ['bulk']);
-      let terminated = false;
-      for (let attempt = 0; attempt < 3000 && !terminated; attempt += 1) {
-        const [row] = await bulkTarget.sql<{ n: number }[]>`
-          SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
-          WHERE datname = current_database() AND state = 'active' AND query ILIKE 'COPY%FROM STDIN%' AND pid <> pg_backend_pid()`;
-        terminated = row!.n > 0;
-        if (!terminated) await new Promise((resolve) => setTimeout(resolve, 10));
-      }
+      const terminated = await terminateCopyIn(bulkTarget.sql);
       expect(terminated, 'a COPY was seen and ended').toBe(true);
       const run = await restoring;
       expect(run.status).toBe('failed');

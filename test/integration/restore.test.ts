@@ -12,7 +12,7 @@ import { describeSchema } from '../support/describe-schema';
 import { exportThroughJob } from '../support/export-through-job';
 import { startTestS3 } from '../support/s3';
 import type { TestS3 } from '../support/s3';
-import { leftovers, nextValues, rewriteTarball, rowsOf as rowsOfSchemas, stateOf as stateOfSchemas } from '../support/restore-checks';
+import { leftovers, nextValues, terminateCopyIn, rewriteTarball, rowsOf as rowsOfSchemas, stateOf as stateOfSchemas } from '../support/restore-checks';
 
 /**
  * `npm run restore` (issue "Tarballs that rebuild their schemas"), as a person runs it, on
@@ -297,14 +297,7 @@ describe('npm run restore', () => {
     await target.sql.unsafe(`CREATE SCHEMA bulk; CREATE TABLE bulk.rows (id int); INSERT INTO bulk.rows VALUES (42)`);
 
     const restoring = restore([folder, '--into', target.url]);
-    let terminated = false;
-    for (let attempt = 0; attempt < 2000 && !terminated; attempt += 1) {
-      const [row] = await target.sql<{ n: number }[]>`
-        SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
-        WHERE datname = current_database() AND state = 'active' AND query ILIKE 'COPY%FROM STDIN%' AND pid <> pg_backend_pid()`;
-      terminated = row!.n > 0;
-      if (!terminated) await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    const terminated = await terminateCopyIn(target.sql);
     expect(terminated).toBe(true);
     const outcome = await restoring;
     expect(outcome.code).toBe(1);

@@ -68,3 +68,15 @@ export async function nextValues(url: string, schemas: string[]): Promise<Record
     await sql.end();
   }
 }
+
+/** Ends (pg_terminate_backend) the target's backend running a restore's COPY ... FROM STDIN as soon as one runs: whether it found one. */
+export async function terminateCopyIn(sql: Sql, attempts = 3000): Promise<boolean> {
+  for (let attempt = 0; attempt < attempts; attempt += 1) {
+    const [row] = await sql<{ n: number }[]>`
+      SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
+      WHERE datname = current_database() AND state = 'active' AND query ILIKE 'COPY%FROM STDIN%' AND pid <> pg_backend_pid()`;
+    if (row!.n > 0) return true;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return false;
+}
