@@ -3,7 +3,6 @@ import type { Sql } from 'postgres';
 import { holdConnection } from '../clients/transaction';
 import type { HeldConnection } from '../clients/transaction';
 import type { RestoreSettings } from '../config';
-import { quoteIdentifier } from '../export/quote-identifier';
 import { logger } from '../logger';
 import { findBucketTarballs, pinnedTarballSource } from '../restore/bucket-tarballs';
 import type { BucketTarball } from '../restore/bucket-tarballs';
@@ -11,9 +10,9 @@ import { assertReachable, refuseSourceDatabase } from '../restore/check-target';
 import { readTarballDefinition } from '../restore/read-tarball-definition';
 import type { SchemaReplacement } from '../restore/replace-schemas';
 import { RestoreRefusedError } from '../restore/restore-errors';
-import { categoriseRestoreFailure, describeTarget, RESTORE_LOCK } from '../restore/restore-schemas';
+import { categoriseRestoreFailure, describeTarget } from '../restore/restore-schemas';
 import type { RestoreTarget } from '../restore/restore-target';
-import { dropSchemas, findLeftovers, RETIRED_PREFIX, STAGING_PREFIX } from '../restore/run-statements';
+import { dropSchemas, lockTargetAndRemoveLeftovers, RETIRED_PREFIX, STAGING_PREFIX, unlockTarget } from '../restore/run-statements';
 import { createStagingSchemas, refuseWhatTheTargetCannotTake } from '../restore/stage-schemas';
 import { createStepLedger } from '../runs/step-ledger';
 import type { RunStep, StepLedger } from '../runs/step-ledger';
@@ -156,11 +155,8 @@ async function stageDefinitions(settings: RestoreSettings, deps: RestoreJobDeps,
     await assertReachable(sql, describeTarget(url));
     await refuseSourceDatabase(sql, url, await deps.sourceDatabaseUrl?.());
     held = await holdConnection(sql);
-    const [{ locked } = { locked: false }] = await held.connection.unsafe<{ locked: boolean }[]>(`SELECT pg_try_advisory_lock(${RESTORE_LOCK}) AS locked`);
-    if (!locked) throw new RestoreRefusedError('Another restore into the target database is running (npm run restore?): wait for it to end');
     // Only one restore run is active at a time (the ledger's rule), and the lock keeps npm run restore out: whatever is there is left over.
-    const leftovers = await findLeftovers(held.connection);
-    for (const name of leftovers) await held.connection.unsafe(`DROP SCHEMA ${quoteIdentifier(name)} CASCADE`);
+    const leftovers = await lockTargetAndRemoveLeftovers(held);
     if (leftovers.length > 0) logger.warn('Removed what earlier restores left in the target', { schemas: leftovers });
     await refuseWhatTheTargetCannotTake(held, definitions);
     created = true;
@@ -169,10 +165,7 @@ async function stageDefinitions(settings: RestoreSettings, deps: RestoreJobDeps,
     if (created) await dropSchemas(sql, replacements.map((r) => r.staging));
     throw categoriseRestoreFailure(error);
   } finally {
-    if (held && !held.isClosed()) {
-      await held.connection.unsafe(`SELECT pg_advisory_unlock(${RESTORE_LOCK})`).catch(() => {});
-      if (!held.isClosed()) held.connection.release();
-    }
+    await unlockTarget(held);
     await sql.end({ timeout: 5 });
   }
 }

@@ -11,7 +11,7 @@ import { readTarballDefinition } from './read-tarball-definition';
 import type { TarballDefinition } from './read-tarball-definition';
 import type { SchemaReplacement } from './replace-schemas';
 import { describeFailure, RestoreCannotRunError, RestoreRefusedError } from './restore-errors';
-import { dropSchemas, findLeftovers, RETIRED_PREFIX, STAGING_PREFIX } from './run-statements';
+import { dropSchemas, lockTargetAndRemoveLeftovers, RETIRED_PREFIX, STAGING_PREFIX, unlockTarget } from './run-statements';
 import { createStagingSchemas, loadStagedSchemas, refuseWhatTheTargetCannotTake, stagingNames } from './stage-schemas';
 import type { StagedSchema, StagingEvent } from './stage-schemas';
 
@@ -49,8 +49,6 @@ export interface RestoreResult {
   timeTakenMs: number;
 }
 
-/** Session-level advisory lock key: one restore at a time into a database (hashtext of the project's name). */
-export const RESTORE_LOCK = "hashtext('water-abstraction-jobs restore')";
 
 /**
  * Restores export tarballs into `targetUrl`: reads each tarball's definition, builds every schema
@@ -81,12 +79,7 @@ export async function restoreSchemas(request: RestoreRequest): Promise<RestoreRe
     await assertReachable(sql, describeTarget(request.targetUrl));
     await refuseSourceDatabase(sql, request.targetUrl, request.sourceDatabaseUrl);
     held = await holdConnection(sql);
-    const control = held.connection;
-    const [{ locked } = { locked: false }] = await control.unsafe<{ locked: boolean }[]>(`SELECT pg_try_advisory_lock(${RESTORE_LOCK}) AS locked`);
-    if (!locked) throw new RestoreCannotRunError('Another restore into this database is running: wait for it to end');
-
-    const leftovers = await findLeftovers(control);
-    for (const name of leftovers) await control.unsafe(`DROP SCHEMA ${quoteIdentifier(name)} CASCADE`);
+    const leftovers = await lockTargetAndRemoveLeftovers(held);
     if (leftovers.length > 0) emit({ kind: 'leftovers-removed', schemas: leftovers });
     const definitions = tarballs.map((t) => t.definition);
     await refuseWhatTheTargetCannotTake(held, definitions);
@@ -120,11 +113,7 @@ export async function restoreSchemas(request: RestoreRequest): Promise<RestoreRe
     }
     throw failure;
   } finally {
-    // Unlocked by ending the session's hold: released if open, else the server ended it (and the lock).
-    if (held && !held.isClosed()) {
-      await held.connection.unsafe(`SELECT pg_advisory_unlock(${RESTORE_LOCK})`).catch(() => {});
-      if (!held.isClosed()) held.connection.release();
-    }
+    await unlockTarget(held);
     await sql.end({ timeout: 5 });
   }
 }

@@ -2,7 +2,7 @@ import type { ReservedSql, Sql } from 'postgres';
 import { holdConnection, inTransaction, rollBackAndRelease } from '../clients/transaction';
 import type { HeldConnection } from '../clients/transaction';
 import { quoteIdentifier } from '../export/quote-identifier';
-import { describeFailure, RestoreRefusedError } from './restore-errors';
+import { describeFailure, RestoreCannotRunError, RestoreRefusedError } from './restore-errors';
 
 /** Schemas a restore builds out of sight, and those it moves the old ones to before dropping them. */
 export const STAGING_PREFIX = 'waj_restore_';
@@ -80,10 +80,34 @@ export async function dropSchemas(sql: Sql, schemas: string[]): Promise<string |
 /** A prefix as a LIKE pattern's start: its underscores are letters, not wildcards. */
 const likePrefix = (prefix: string) => prefix.replaceAll('_', '\\_');
 
-/** Staging and retired schemas in the target, except those `keep` says are still in use. */
-export async function findLeftovers(control: ReservedSql | Sql, keep: (schema: string) => boolean = () => false): Promise<string[]> {
+/** Staging and retired schemas in the target. */
+async function findLeftovers(control: ReservedSql): Promise<string[]> {
   const rows = await control<{ name: string }[]>`
     SELECT nspname AS name FROM pg_catalog.pg_namespace
     WHERE nspname LIKE ${`${likePrefix(STAGING_PREFIX)}%`} OR nspname LIKE ${`${likePrefix(RETIRED_PREFIX)}%`} ORDER BY 1`;
-  return rows.map((row) => row.name).filter((name) => !keep(name));
+  return rows.map((row) => row.name);
+}
+
+/** Session-level advisory lock key: one restore at a time builds in a database (hashtext of the project's name). */
+const RESTORE_LOCK = "hashtext('water-abstraction-jobs restore')";
+
+/**
+ * Takes the restore's lock on the held connection (or throws RestoreCannotRunError: another
+ * restore is building in this database), then drops what earlier restores left: under the lock,
+ * no restore is using them. Resolves with the schemas dropped.
+ */
+export async function lockTargetAndRemoveLeftovers(held: HeldConnection): Promise<string[]> {
+  const control = held.connection;
+  const [{ locked } = { locked: false }] = await control.unsafe<{ locked: boolean }[]>(`SELECT pg_try_advisory_lock(${RESTORE_LOCK}) AS locked`);
+  if (!locked) throw new RestoreCannotRunError('Another restore into this database is running: wait for it to end');
+  const leftovers = await findLeftovers(control);
+  for (const name of leftovers) await control.unsafe(`DROP SCHEMA ${quoteIdentifier(name)} CASCADE`);
+  return leftovers;
+}
+
+/** Lets the restore's lock go and gives the connection back; if the server ended it, the lock went with it. Never throws. */
+export async function unlockTarget(held: HeldConnection | undefined): Promise<void> {
+  if (!held || held.isClosed()) return;
+  await held.connection.unsafe(`SELECT pg_advisory_unlock(${RESTORE_LOCK})`).catch(() => {});
+  if (!held.isClosed()) held.connection.release();
 }
