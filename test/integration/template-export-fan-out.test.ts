@@ -3,8 +3,8 @@ import { EXPORT_STEP_ATTEMPTS } from '../../lib/jobs/export-steps';
 import { QUEUED_RUN_EXPIRY_SECONDS } from '../../lib/runs/lease-rules';
 import { RUN_LEASE_WHILE_STEPS_MS } from '../../lib/runs/step-ledger';
 import type { CloudFormationTemplate } from '../support/packaged-template';
-import { loadPackagedTemplate, resourcesOfType } from '../support/packaged-template';
-import { requireFunction } from '../support/template-inspection';
+import { loadPackagedTemplate } from '../support/packaged-template';
+import { eventInvokeConfigOf, requireFunction } from '../support/template-inspection';
 
 /** Issue 10: the export fans out, one asynchronous invocation of exportSchemaWorker per schema. */
 
@@ -18,18 +18,10 @@ beforeAll(async () => {
   threeAtOnce = await loadPackagedTemplate('dev', { EXPORT_CONCURRENCY: '3' });
 }, 2 * PACKAGING_TIMEOUT);
 
-function eventInvokeConfig(t: CloudFormationTemplate, logicalId: string) {
-  const configs = resourcesOfType(t, 'AWS::Lambda::EventInvokeConfig').filter(
-    ([, c]) => (c.Properties?.FunctionName as { Ref?: string }).Ref === logicalId,
-  );
-  expect(configs).toHaveLength(1);
-  return configs[0]![1].Properties!;
-}
-
 describe('exportSchemaWorker in the packaged template', () => {
   it('retries each step once (the attempts the step ledger counts on), then sends it to the failed-runs queue', () => {
     const worker = requireFunction(template, 'exportSchemaWorker');
-    const config = eventInvokeConfig(template, worker.logicalId);
+    const config = eventInvokeConfigOf(template, worker.logicalId);
     expect(config.MaximumRetryAttempts).toBe(EXPORT_STEP_ATTEMPTS - 1);
     expect(config.MaximumEventAgeInSeconds).toBe(3600);
     // A queued step is given up only once its event can no longer arrive.

@@ -3,8 +3,8 @@ import { RESTORE_STEP_ATTEMPTS } from '../../lib/jobs/restore-steps';
 import { QUEUED_RUN_EXPIRY_SECONDS } from '../../lib/runs/lease-rules';
 import { RUN_LEASE_WHILE_STEPS_MS } from '../../lib/runs/step-ledger';
 import type { CloudFormationTemplate } from '../support/packaged-template';
-import { loadPackagedTemplate, resourcesOfType } from '../support/packaged-template';
-import { requireFunction } from '../support/template-inspection';
+import { loadPackagedTemplate } from '../support/packaged-template';
+import { eventInvokeConfigOf, requireFunction } from '../support/template-inspection';
 
 /** The restore job in the packaged template: its coordinator and its schema worker, each with its own limits. */
 
@@ -18,15 +18,9 @@ beforeAll(async () => {
   twoAtOnce = await loadPackagedTemplate('dev', { RESTORE_CONCURRENCY: '2', RESTORE_DATABASE_URL_PARAMETER: '/reporting/prod/url' });
 }, 2 * PACKAGING_TIMEOUT);
 
-function eventInvokeConfig(logicalId: string) {
-  const configs = resourcesOfType(template, 'AWS::Lambda::EventInvokeConfig').filter(([, c]) => (c.Properties?.FunctionName as { Ref?: string }).Ref === logicalId);
-  expect(configs).toHaveLength(1);
-  return configs[0]![1].Properties!;
-}
-
 describe('restoreSchemaWorker and restoreWorker in the packaged template', () => {
   it('retries a restore step once (the attempts the step counts on), then sends it to the failed-runs queue', () => {
-    const config = eventInvokeConfig(requireFunction(template, 'restoreSchemaWorker').logicalId);
+    const config = eventInvokeConfigOf(template, requireFunction(template, 'restoreSchemaWorker').logicalId);
     expect(config.MaximumRetryAttempts).toBe(RESTORE_STEP_ATTEMPTS - 1);
     expect(config.MaximumEventAgeInSeconds).toBeLessThan(QUEUED_RUN_EXPIRY_SECONDS);
     expect(config.DestinationConfig).toEqual({ OnFailure: { Destination: { 'Fn::GetAtt': ['JobsDeadLetterQueue', 'Arn'] } } });

@@ -149,3 +149,12 @@ export function* stringsIn(value: unknown, path = ''): Generator<[string, string
     for (const [key, item] of Object.entries(value)) yield* stringsIn(item, path ? `${path}.${key}` : key);
   }
 }
+
+/** The properties of a function's one asynchronous-invoke config (retries, event age, destinations); throws unless exactly one. */
+export function eventInvokeConfigOf(template: CloudFormationTemplate, functionLogicalId: string): Record<string, unknown> {
+  const configs = resourcesOfType(template, 'AWS::Lambda::EventInvokeConfig').filter(
+    ([, c]) => (c.Properties?.FunctionName as { Ref?: string }).Ref === functionLogicalId,
+  );
+  if (configs.length !== 1) throw new Error(`${functionLogicalId} has ${configs.length} EventInvokeConfigs, not one`);
+  return configs[0]![1].Properties!;
+}
