@@ -2,6 +2,7 @@ import { rm } from 'node:fs/promises';
 import type { Sql } from 'postgres';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { logger } from '../logger';
+import { RunCancelledError } from '../runs/cancel-watch';
 import { exportSchema } from './export-schema';
 import type { TableSummary } from './export-schema';
 import type { RunSnapshot } from './run-snapshot';
@@ -41,6 +42,8 @@ export async function exportSchemaToBucket(
     tableParallelism?: number;
     /** Stops it (the run was cancelled): nothing is uploaded, nothing is left behind. */
     signal?: AbortSignal;
+    /** Asked just before the tarball appears at its key; a throw stops it (exportSchema's beforeCommit). */
+    beforeCommit?: () => Promise<void>;
   },
   deps: { sql: Sql; s3: S3Client; folder: string },
   onProgress?: (progress: SchemaProgress) => void,
@@ -61,6 +64,7 @@ export async function exportSchemaToBucket(
       folder: deps.folder,
       parallelism: target.tableParallelism,
       ...(target.signal && { signal: target.signal }),
+      ...(target.beforeCommit && { beforeCommit: target.beforeCommit }),
       onTableBytes: (bytes) => {
         progress.bytes = bytesOfFinishedTables + bytes;
         onProgress?.({ ...progress });
@@ -85,7 +89,7 @@ export async function exportSchemaToBucket(
     logger.info('Schema exported', { schema, ...upload });
     return upload;
   } catch (error) {
-    if (target.signal?.aborted) throw error;
+    if (target.signal?.aborted || error instanceof RunCancelledError) throw error;
     logger.error('Schema export failed', { schema, key, timeTakenMs: Math.round(performance.now() - started), error: error as Error });
     throw error;
   } finally {

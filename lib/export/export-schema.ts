@@ -89,6 +89,12 @@ export interface SchemaExportTarget {
   parallelism?: number;
   /** Stops the export (its run was cancelled): COPYs cancelled on the server, the upload aborted, the files removed. */
   signal?: AbortSignal;
+  /**
+   * Asked once everything is read and uploaded, just before the tarball appears at its key (the
+   * one step that cannot be undone): a throw stops the export there, as any failure does, with
+   * nothing at the key. The step asks the ledger whether its run was cancelled meanwhile.
+   */
+  beforeCommit?: () => Promise<void>;
 }
 
 /**
@@ -161,7 +167,10 @@ export async function exportSchema(schema: string, target: SchemaExportTarget): 
       tables,
     };
     await tarball.addBuffer(Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`), manifestEntryName(schema));
-    const { compressedBytes } = await tarball.finish();
+    const { compressedBytes } = await tarball.finish(async () => {
+      stop.signal.throwIfAborted();
+      await target.beforeCommit?.();
+    });
     return { tables, compressedBytes };
   } catch (error) {
     stop.abort(error);

@@ -49,6 +49,8 @@ export interface MultipartUpload {
    * that S3 has stored the part: `body` may then be reused (after a failure it never is).
    */
   sendPart(partNumber: number, body: Buffer, onStored?: () => void): Promise<void>;
+  /** Waits for the parts on their way; throws the failure of any. Nothing appears at the key. */
+  partsSent(): Promise<void>;
   /** Waits for every part, then makes the object appear. */
   complete(): Promise<UploadSummary>;
   /** Discards every part; the object at the key (if any) stays as it was. Never rejects. */
@@ -73,6 +75,10 @@ export async function openMultipartUpload(s3: S3Client, target: UploadTarget, { 
   let ended = false;
   const throwIfFailed = (): void => {
     if (failure) throw failure.error;
+  };
+  const partsSent = async (): Promise<void> => {
+    await Promise.all(inFlight);
+    throwIfFailed();
   };
 
   return {
@@ -102,10 +108,10 @@ export async function openMultipartUpload(s3: S3Client, target: UploadTarget, { 
       while (inFlight.size >= maxPartsInFlight) await Promise.race(inFlight);
       throwIfFailed();
     },
+    partsSent,
     async complete() {
       ended = true;
-      await Promise.all(inFlight);
-      throwIfFailed();
+      await partsSent();
       completed.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
       await s3.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: completed } }));
       return { bytes, parts: completed.length };

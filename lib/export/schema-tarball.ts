@@ -32,8 +32,12 @@ export interface SchemaTarball {
    */
   startEntry(name: string): TarballEntry;
   addBuffer(content: Buffer, name: string): Promise<void>;
-  /** Ends the archive and completes the upload; resolves with the compressed size. */
-  finish(): Promise<{ compressedBytes: number }>;
+  /**
+   * Ends the archive and completes the upload; resolves with the compressed size. `beforeComplete`
+   * runs once every part is stored, just before the object appears at the key: whatever it throws
+   * is thrown as it is, and nothing appears (the caller cancels the tarball as on any failure).
+   */
+  finish(beforeComplete?: () => Promise<void>): Promise<{ compressedBytes: number }>;
   /** Aborts the upload; nothing appears at the key and the object there stays. Never rejects. */
   cancel(): Promise<void>;
 }
@@ -130,10 +134,16 @@ export async function startSchemaTarball(
       if (entryOpen) throw new Error(`Cannot add ${name}: another entry is still being written`);
       await append(await gzipMember(Buffer.concat([tarHeader({ name, size: content.length, mtime: date }), content, tarPadding(content.length)])));
     },
-    async finish() {
+    async finish(beforeComplete) {
       if (entryOpen) throw new Error('Cannot finish the archive: an entry is still being written');
       await append(await gzipMember(tarEnd()));
       if (pendingBytes > 0) await send(nextPart++, takePending());
+      try {
+        await upload.partsSent();
+      } catch (error) {
+        throw failedStep(uploadTo, error);
+      }
+      await beforeComplete?.();
       try {
         await upload.complete();
       } catch (error) {

@@ -8,6 +8,7 @@ import { exportSchemaToBucket } from '../export/export-schema-to-bucket';
 import { RUN_FOLDER_PREFIX, removeLeftoverRunFolders } from '../export/remove-leftover-run-folders';
 import { RunSnapshotGoneError } from '../export/run-snapshot';
 import { recordStepMetrics } from '../metrics';
+import { RunCancelledError } from '../runs/cancel-watch';
 import { createExportJob } from './export-job';
 import type { Dispatch } from './dispatch';
 import { readRestoreDispatch, startRestoreAfterExport } from './restore-after-export';
@@ -51,6 +52,11 @@ export function createExportStepWork(
           run: { runId: step.runId, snapshot, schemas: settings.schemas },
           onSnapshotImported: () => steps.markSnapshotImported(step.id),
           ...(signal && { signal }),
+          // The cancel watch asks once a second; the ledger is asked again at the last moment, so a
+          // run cancelled while its last part was sent leaves its tarball out too.
+          beforeCommit: async () => {
+            if ((await steps.runStatus(step.runId)) === 'cancelled') throw new RunCancelledError(step.runId);
+          },
         },
         // A folder inside: exportSchemaToBucket removes the one it is given.
         { sql, s3, folder: join(folder, 'schema') },
@@ -59,7 +65,7 @@ export function createExportStepWork(
       recordStepMetrics({ job: 'export', schema: step.name, outcome: 'succeeded', durationMs: timeTakenMs, rows, bytes });
       return { key, asOf, tables, rows, bytes, compressedBytes, timeTakenMs };
     } catch (error) {
-      recordStepMetrics({ job: 'export', schema: step.name, outcome: signal?.aborted ? 'cancelled' : 'failed', durationMs: Math.round(performance.now() - started) });
+      recordStepMetrics({ job: 'export', schema: step.name, outcome: signal?.aborted || error instanceof RunCancelledError ? 'cancelled' : 'failed', durationMs: Math.round(performance.now() - started) });
       throw error;
     } finally {
       await rm(folder, { recursive: true, force: true });

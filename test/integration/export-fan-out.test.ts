@@ -3,7 +3,8 @@ import { runStepInline } from '../../lib/jobs/job-functions';
 import postgres from 'postgres';
 import type { Sql } from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { createS3Client } from '../../lib/clients/s3';
 import { DEFAULT_EXPORT_SCHEMAS } from '../../lib/config';
 import { createExportJob } from '../../lib/jobs/export-job';
 import { createExportStepWork } from '../../lib/jobs/export-steps';
@@ -381,6 +382,67 @@ describe('a redelivered step event', () => {
     expect(shown).toMatchObject({ status: 'failed', error: '1 of 3 steps did not succeed. crm failed: S3 is having a bad day' });
     // A late redelivery changes nothing.
     await expect(attempt('crm', 'req-c2')).resolves.toMatchObject({ status: 'not_claimed', reason: 'not_claimable' });
+  });
+});
+
+describe('a cancel as a step puts its tarball at the key', () => {
+  /**
+   * One crm step (its tarball is one part) whose S3 client cancels the run `when` asked: while the
+   * part is sent (after the last table was read; the cancel watch asks only once a second), or
+   * once the object has appeared.
+   */
+  async function cancelDuringUpload(when: 'UploadPartCommand' | 'CompleteMultipartUploadCommand') {
+    const { job } = handOverOnly(LEASE_MS);
+    const run = await ledger.enqueue('export', 'http', { schemas: ['crm'] });
+    const coordinating = runJobWorker(job, { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
+    await s3.client.send(new PutObjectCommand({ Bucket: bucket, Key: 'export/crm.tgz', Body: 'the previous tarball' }));
+    const client = createS3Client({ endpoint: s3.endpoint });
+    const sent: string[] = [];
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        sent.push(context.commandName as string);
+        if (context.commandName !== when) return next(args);
+        if (when === 'UploadPartCommand') await ledger.cancel(run.id, { kind: 'manual' });
+        const result = await next(args);
+        if (when === 'CompleteMultipartUploadCommand') await ledger.cancel(run.id, { kind: 'manual' });
+        return result;
+      },
+      { step: 'initialize', name: 'cancelDuringUpload' },
+    );
+    try {
+      while ((await steps.listSteps(run.id)).length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+      const outcome = await runStepWorker(
+        { runId: run.id, step: 'crm' },
+        createExportStepWork({ bucket, prefix: 'export/' }, client),
+        { leaseMs: LEASE_MS, maxAttempts: 2, requestId: 'req-1' },
+        { sql: db.sql, steps },
+      );
+      await coordinating;
+      expect(sent.filter((name) => name === 'UploadPartCommand'), 'the tarball is one part').toHaveLength(1);
+      const object = await s3.client.send(new GetObjectCommand({ Bucket: bucket, Key: 'export/crm.tgz' }));
+      const body = Buffer.from(await object.Body!.transformToByteArray());
+      return { outcome, run: await getRun(run.id), object: { metadata: object.Metadata, body }, sent };
+    } finally {
+      client.destroy();
+    }
+  }
+
+  it('before it appears: the step ends cancelled, the upload is aborted, the tarball already at the key stays', async () => {
+    const { outcome, run, object, sent } = await cancelDuringUpload('UploadPartCommand');
+    expect(outcome).toMatchObject({ status: 'cancelled' });
+    expect(run.status).toBe('cancelled');
+    expect(run.steps.map((step) => [step.name, step.status])).toEqual([['crm', 'cancelled']]);
+    expect(object.body.toString()).toBe('the previous tarball');
+    expect(sent).not.toContain('CompleteMultipartUploadCommand');
+    expect(sent).toContain('AbortMultipartUploadCommand');
+  });
+
+  it('once it has appeared: the step ends succeeded (its tarball is in place), the run stays cancelled', async () => {
+    const { outcome, run, object } = await cancelDuringUpload('CompleteMultipartUploadCommand');
+    expect(outcome).toMatchObject({ status: 'succeeded' });
+    expect(run.status).toBe('cancelled');
+    expect(run.steps.map((step) => [step.name, step.status])).toEqual([['crm', 'succeeded']]);
+    expect(object.metadata).toMatchObject({ 'run-id': run.id, schema: 'crm' });
   });
 });
 
