@@ -201,14 +201,17 @@ async function expectCrmAndIdmSucceeded(): Promise<void> {
   expect(await page.locator('#run-detail pre.error').count()).toBe(0);
 }
 
-/** A reader of `table` in an open transaction (ACCESS SHARE on it) until released. */
-function holdReader(sql: TestDatabase['sql'], table: string): { holding: Promise<unknown>; release(): Promise<void> } {
+/**
+ * `statement` run in a transaction left open, holding the locks it took, until released: a reader
+ * of a table (`SELECT count(*) FROM t`: ACCESS SHARE) or a lock no reader gets past.
+ */
+function holdInTransaction(sql: TestDatabase['sql'], statement: string): { holding: Promise<unknown>; release(): Promise<void> } {
   let release!: () => void;
   const released = new Promise<void>((resolve) => (release = resolve));
   let held!: () => void;
   const holding = new Promise<void>((resolve) => (held = resolve));
   const reader = sql.begin(async (tx) => {
-    await tx.unsafe(`SELECT count(*) FROM ${table}`);
+    await tx.unsafe(statement);
     held();
     await released;
   });
@@ -458,7 +461,7 @@ describe.skipIf(!hasBrowser)('the jobs dashboard in a browser, against serverles
     // test watches it: both steps loaded, the one that puts them in place running until the
     // reader lets go, with its figures.
     await target!.sql.unsafe('CREATE SCHEMA crm; CREATE TABLE crm.entity (entity_id varchar)');
-    const reader = holdReader(target!.sql, 'crm.entity');
+    const reader = holdInTransaction(target!.sql, 'SELECT count(*) FROM crm.entity');
     let runId: string;
     try {
       await reader.holding;
@@ -573,58 +576,66 @@ describe.skipIf(!hasBrowser)('the jobs dashboard in a browser, against serverles
     const panel = jobPanel('export');
     await tickOnly('export', ['crm']);
     await panel.getByLabel('then restore into the reporting database').uncheck();
-    const runId = await startFromPanel('export', 'Start an export of crm?');
-    // The crm step runs for seconds (its 3 million-row table): cancel it while it does.
-    await expect.poll(() => panel.locator('.active .steps .name').allInnerTexts(), { timeout: 60_000, interval: 250 }).toEqual(['crm running']);
-    // A re-run while it is active is refused with a link to it, as any start is.
-    const earlier = (await api('GET', '/jobs/export/runs?status=failed&limit=1').then((r) => r.json())) as { runs: { id: string }[] };
-    await showRun(earlier.runs[0]!.id);
-    await page.getByRole('button', { name: 'Re-run the failed schemas' }).click();
-    await page.locator('#confirm-yes').click();
-    await expect.poll(() => page.locator('#run-detail-message a.active-run-link').getAttribute('href'), { timeout: 15_000 }).toBe(`#run=${runId}`);
-    await page.locator('#run-detail-close').click();
+    // Another session holds crm's largest table, so the crm step, once running, waits on it (its
+    // definition's catalog read locks the table as pg_dump's does) for as long as the test needs:
+    // it cannot finish before the cancel, however fast the machine or slow the browser.
+    const locker = holdInTransaction(environment!.db.sql, 'LOCK TABLE crm.e2e_bulk IN ACCESS EXCLUSIVE MODE');
+    await locker.holding;
+    try {
+      const runId = await startFromPanel('export', 'Start an export of crm?');
+      await expect.poll(() => panel.locator('.active .steps .name').allInnerTexts(), { timeout: 60_000, interval: 250 }).toEqual(['crm running']);
+      // A re-run while it is active is refused with a link to it, as any start is.
+      const earlier = (await api('GET', '/jobs/export/runs?status=failed&limit=1').then((r) => r.json())) as { runs: { id: string }[] };
+      await showRun(earlier.runs[0]!.id);
+      await page.getByRole('button', { name: 'Re-run the failed schemas' }).click();
+      await page.locator('#confirm-yes').click();
+      await expect.poll(() => page.locator('#run-detail-message a.active-run-link').getAttribute('href'), { timeout: 15_000 }).toBe(`#run=${runId}`);
+      await page.locator('#run-detail-close').click();
 
-    await panel.locator('.active').getByRole('button', { name: 'Cancel run' }).click();
-    await confirm(`Cancel the running export run ${runId}? What it has begun is undone.`, 'Cancel run', 'Keep it');
-    await expect.poll(() => panel.locator('.start-message').innerText(), { timeout: 15_000 }).toBe(`Cancelled run ${runId}.`);
-    const cancelled = await runEnded(runId);
-    expect(cancelled.status).toBe('cancelled');
-    expect(cancelled.steps.map((step) => [step.name, step.status])).toEqual([['crm', 'cancelled']]);
-    expect(cancelled.cancelledBy).toMatchObject({ kind: 'http', apiKeyId: OFFLINE_KEY_ID });
+      await panel.locator('.active').getByRole('button', { name: 'Cancel run' }).click();
+      await confirm(`Cancel the running export run ${runId}? What it has begun is undone.`, 'Cancel run', 'Keep it');
+      await expect.poll(() => panel.locator('.start-message').innerText(), { timeout: 15_000 }).toBe(`Cancelled run ${runId}.`);
+      const cancelled = await runEnded(runId);
+      expect(cancelled.status).toBe('cancelled');
+      expect(cancelled.steps.map((step) => [step.name, step.status])).toEqual([['crm', 'cancelled']]);
+      expect(cancelled.cancelledBy).toMatchObject({ kind: 'http', apiKeyId: OFFLINE_KEY_ID });
 
-    const row = panel.locator(`tbody tr[data-run="${runId}"]`);
-    await expect.poll(() => row.locator('.status').innerText(), { timeout: 15_000 }).toBe('cancelled');
-    expect(await row.locator('.outcome').innerText()).toBe(`cancelled by API key ${OFFLINE_KEY_ID}`);
-    expect(await panel.locator('.active').isVisible()).toBe(false);
-    expect(await panel.locator(`svg rect.bar-cancelled[data-run="${runId}"]`).count()).toBe(1);
-    expect(await panel.locator('.legend').innerText()).toContain('cancelled');
-    await openRunDetail(row.locator(`a[href="#run=${runId}"]`), runId);
-    await expect.poll(async () => (await runFacts())['Cancelled by'], { timeout: 15_000 }).toMatch(new RegExp(`^API key ${OFFLINE_KEY_ID} · from `));
-    expect(await page.locator('#run-detail .steps .name').allInnerTexts()).toEqual(['crm cancelled']);
-    await shot('13-export-cancelled');
-    await page.locator('#run-detail-close').click();
-    await panel.locator('select.status-filter').selectOption('cancelled');
-    await expect.poll(() => panel.locator('tbody tr .status').allInnerTexts(), { timeout: 15_000 }).toEqual(['cancelled']);
-    await panel.locator('select.status-filter').selectOption('');
+      const row = panel.locator(`tbody tr[data-run="${runId}"]`);
+      await expect.poll(() => row.locator('.status').innerText(), { timeout: 15_000 }).toBe('cancelled');
+      expect(await row.locator('.outcome').innerText()).toBe(`cancelled by API key ${OFFLINE_KEY_ID}`);
+      expect(await panel.locator('.active').isVisible()).toBe(false);
+      expect(await panel.locator(`svg rect.bar-cancelled[data-run="${runId}"]`).count()).toBe(1);
+      expect(await panel.locator('.legend').innerText()).toContain('cancelled');
+      await openRunDetail(row.locator(`a[href="#run=${runId}"]`), runId);
+      await expect.poll(async () => (await runFacts())['Cancelled by'], { timeout: 15_000 }).toMatch(new RegExp(`^API key ${OFFLINE_KEY_ID} · from `));
+      expect(await page.locator('#run-detail .steps .name').allInnerTexts()).toEqual(['crm cancelled']);
+      await shot('13-export-cancelled');
+      await page.locator('#run-detail-close').click();
+      await panel.locator('select.status-filter').selectOption('cancelled');
+      await expect.poll(() => panel.locator('tbody tr .status').allInnerTexts(), { timeout: 15_000 }).toEqual(['cancelled']);
+      await panel.locator('select.status-filter').selectOption('');
 
-    // The next start is not refused. Cancelled behind the page's back while the page asks to
-    // cancel it from its detail: the answer is a 409, whose error the detail shows.
-    const nextId = await startFromPanel('export', 'Start an export of crm?');
-    await openRunDetail(panel.locator(`.start-message a[href="#run=${nextId}"]`), nextId);
-    await page.locator('#run-detail-cancel').click();
-    await expect.poll(() => page.locator('#confirm-text').innerText(), { timeout: 15_000 }).toMatch(/^Cancel the (queued|running) export run /);
-    expect((await api('POST', `/jobs/runs/${nextId}/cancel`)).status).toBe(202);
-    await page.locator('#confirm-yes').click();
-    await expect
-      .poll(() => page.locator('#run-detail-message').innerText(), { timeout: 15_000 })
-      .toMatch(new RegExp(`^Not cancelled \\(HTTP 409\\): Run ${nextId} has already ended \\(cancelled\\)`));
-    await expect.poll(() => page.locator('#run-detail-cancel').isVisible(), { timeout: 15_000 }).toBe(false);
-    expect((await runEnded(nextId)).status).toBe('cancelled');
-    // Its step ends after the run: the detail follows it (sooner than the page's 30 s idle refresh).
-    await expect.poll(() => page.locator('#run-detail .steps .name').allInnerTexts(), { timeout: 10_000 }).toEqual(['crm cancelled']);
-    await shot('14-cancel-409');
-    await page.locator('#run-detail-close').click();
-    expectNoScriptTrouble();
+      // The next start is not refused. Cancelled behind the page's back while the page asks to
+      // cancel it from its detail: the answer is a 409, whose error the detail shows.
+      const nextId = await startFromPanel('export', 'Start an export of crm?');
+      await openRunDetail(panel.locator(`.start-message a[href="#run=${nextId}"]`), nextId);
+      await page.locator('#run-detail-cancel').click();
+      await expect.poll(() => page.locator('#confirm-text').innerText(), { timeout: 15_000 }).toMatch(/^Cancel the (queued|running) export run /);
+      expect((await api('POST', `/jobs/runs/${nextId}/cancel`)).status).toBe(202);
+      await page.locator('#confirm-yes').click();
+      await expect
+        .poll(() => page.locator('#run-detail-message').innerText(), { timeout: 15_000 })
+        .toMatch(new RegExp(`^Not cancelled \\(HTTP 409\\): Run ${nextId} has already ended \\(cancelled\\)`));
+      await expect.poll(() => page.locator('#run-detail-cancel').isVisible(), { timeout: 15_000 }).toBe(false);
+      expect((await runEnded(nextId)).status).toBe('cancelled');
+      // Its step ends after the run: the detail follows it (sooner than the page's 30 s idle refresh).
+      await expect.poll(() => page.locator('#run-detail .steps .name').allInnerTexts(), { timeout: 10_000 }).toEqual(['crm cancelled']);
+      await shot('14-cancel-409');
+      await page.locator('#run-detail-close').click();
+      expectNoScriptTrouble();
+    } finally {
+      await locker.release();
+    }
   }, 180_000);
 
   it('pauses and resumes the time-limited schedule: who and when shown, a scheduled run while paused skipped as "schedule paused"', async () => {
