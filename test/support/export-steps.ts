@@ -36,10 +36,12 @@ export async function exportThroughSteps(
   const runId = settings.runId ?? randomUUID();
   const held = await holdRunSnapshot(deps.sql, runId);
   const work = createExportStepWork(settings, deps.s3, { removeLeftovers: deps.removeLeftovers ?? false, tmpRoot: deps.tmpRoot ?? tmpdir() });
-  // The two calls of the ledger that a step's work makes; the rest is the worker's (runStepWorker).
-  const ledger: Pick<StepLedger, 'runSnapshot' | 'markSnapshotImported'> = {
+  // The calls of the ledger that a step's work makes; the rest is the worker's (runStepWorker).
+  // No one cancels these runs: the run is running until the snapshot is let go.
+  const ledger: Pick<StepLedger, 'runSnapshot' | 'markSnapshotImported' | 'runStatus'> = {
     runSnapshot: async () => held.snapshot,
     markSnapshotImported: async () => {},
+    runStatus: async () => 'running',
   };
   const outcomes: StepOutcome[] = [];
   try {
