@@ -12,8 +12,9 @@
  * `--drop` drops it at the end, `--keep` keeps the tarballs and the dump (to look into a figure).
  * Each invocation exports it through the real export path (exportThroughSteps, to s3rver) and
  * copies the tarballs to a local folder, and dumps it with `pg_dump -Fd -j 2` (both timed, not
- * judged): each restore then reads local files. Our restore runs in a child process (as `npm run
- * restore` runs it: Node.js with tsx, its start included), so its peak RSS is its own. pg_restore
+ * judged): each restore then reads local files. Our restore runs in a child process
+ * (scripts/bench/restore-child.ts, started as `npm run restore` starts: Node.js with tsx, its start
+ * included, loading only what the restore loads), so its time, CPU and peak RSS are its own. pg_restore
  * leaves statistics to the user: `vacuumdb --analyze-only` after it is timed apart and shown in a
  * second ratio (the same end state as ours, which runs ANALYZE), not judged.
  *
@@ -33,13 +34,11 @@ import { fileURLToPath } from 'node:url';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import postgres from 'postgres';
 import { connectDatabase } from '../lib/clients/database';
-import { listRestoreSources } from '../lib/restore/list-restore-sources';
-import { restoreSchemas } from '../lib/restore/restore-schemas';
-import type { RestoreEvent } from '../lib/restore/restore-schemas';
 import { assertEveryStepSucceeded, exportThroughSteps } from '../test/support/export-steps';
 import { adminUrl } from '../test/support/database';
 import { startTestS3 } from '../test/support/s3';
 import { postgresCpuSeconds } from './bench/postgres-cpu';
+import type { RestoreChildInput, RestoreChildOutput } from './bench/restore-child';
 import { runCommand } from './bench/run-command';
 
 const SOURCE_DATABASE = 'waj_bench_restore_src';
@@ -50,19 +49,8 @@ const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const PARALLEL = Number(process.env.BENCH_PARALLEL ?? 2);
 const TARGETS = { ratio: 1.0, peakRssMb: 256 };
-
-interface ChildInput {
-  folder: string;
-  url: string;
-  parallelism: number;
-}
-interface ChildOutput {
-  timeTakenMs: number;
-  maxRssKb: number;
-  cpuSeconds: number;
-  /** Seconds from the start of the restore to each phase's start, in order. */
-  phases: { phase: string; atSeconds: number }[];
-}
+/** Our side: a process that loads what `npm run restore` loads, and not the bench's own modules. */
+const RESTORE_CHILD = fileURLToPath(new URL('./bench/restore-child.ts', import.meta.url));
 
 /** One side of a paired run: its wall time, and the CPU seconds of its client and of the server. */
 interface Side {
@@ -436,29 +424,6 @@ async function folderBytes(folder: string): Promise<number> {
   return total;
 }
 
-/** Our restore, as npm run restore does it (scripts/restore.ts), in this child process: prints its figures as JSON. */
-async function runChild(input: ChildInput): Promise<void> {
-  const phases: ChildOutput['phases'] = [];
-  const started = performance.now();
-  const mark = (phase: string): void => void phases.push({ phase, atSeconds: +((performance.now() - started) / 1000).toFixed(2) });
-  const sources = await listRestoreSources(input.folder, () => {
-    throw new Error('The bench restores from a folder');
-  });
-  const result = await restoreSchemas({
-    sources,
-    targetUrl: input.url,
-    parallelism: input.parallelism,
-    onProgress: (event: RestoreEvent) => {
-      if (event.kind === 'definitions') mark('load');
-      else if (event.kind === 'phase') mark(event.phase);
-    },
-  });
-  mark('done');
-  const { user, system } = process.cpuUsage();
-  const output: ChildOutput = { timeTakenMs: result.timeTakenMs, maxRssKb: process.resourceUsage().maxRSS, cpuSeconds: (user + system) / 1e6, phases };
-  process.stdout.write(`${JSON.stringify(output)}\n`);
-}
-
 /** The PostgreSQL servers' CPU seconds while `work` runs (its backends reaped before the second reading). */
 async function measuringServerCpu<T>(work: () => Promise<T>): Promise<{ value: T; serverCpuSeconds: number }> {
   const before = postgresCpuSeconds();
@@ -511,12 +476,21 @@ async function main(): Promise<void> {
       }),
     );
 
+    // Each side's database is checked and dropped before the other side starts: left in place, its
+    // tables would be vacuumed and analyzed by autovacuum (pg_restore's have no statistics) while
+    // the other side runs, on the same two cores.
+    const checkedAndDropped = async (database: string, side: string): Promise<void> => {
+      process.stderr.write(`  checking that ${side}'s database holds the source's rows, indexes, constraints and sequences...\n`);
+      assertSameContents(expected, await contentsOf(databaseUrl(database)), side);
+      await dropDatabase(database);
+    };
     const theirs = async (): Promise<TheirSide> => {
       const url = await createEmptyDatabase(THEIRS_DATABASE);
       await checkpoint();
       const env = { ...process.env, TARGET_URL: url, DUMP: dump };
       const measured = await measuringServerCpu(() => runCommand('bash', ['-c', `pg_restore -j ${PARALLEL} --exit-on-error -d "$TARGET_URL" "$DUMP" && times`], env));
       const analyzed = await runCommand('bash', ['-c', `vacuumdb --analyze-only -q -j ${PARALLEL} -d "$TARGET_URL"`], env);
+      await checkedAndDropped(THEIRS_DATABASE, 'pg_restore');
       return {
         seconds: measured.value.ms / 1000,
         cpuSeconds: childrenCpuSeconds(measured.value.stdout),
@@ -527,12 +501,13 @@ async function main(): Promise<void> {
     const ours = async (): Promise<OurSide> => {
       const url = await createEmptyDatabase(OURS_DATABASE);
       await checkpoint();
-      const input: ChildInput = { folder: tarballs, url, parallelism: PARALLEL };
+      const input: RestoreChildInput = { folder: tarballs, url, parallelism: PARALLEL };
       const { DATABASE_URL: _exportDatabase, ...env } = process.env;
       const measured = await measuringServerCpu(() =>
-        runCommand(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', JSON.stringify(input)], { ...env, LOG_LEVEL: 'WARN' }),
+        runCommand(process.execPath, ['--import', 'tsx', RESTORE_CHILD, JSON.stringify(input)], { ...env, LOG_LEVEL: 'WARN' }),
       );
-      const output = JSON.parse(measured.value.stdout.trim().split('\n').at(-1) ?? '{}') as ChildOutput;
+      const output = JSON.parse(measured.value.stdout.trim().split('\n').at(-1) ?? '{}') as RestoreChildOutput;
+      await checkedAndDropped(OURS_DATABASE, 'our restore');
       const phases = output.phases.map((p, k) => (k + 1 < output.phases.length ? `${p.phase} ${(output.phases[k + 1]!.atSeconds - p.atSeconds).toFixed(1)} s` : '')).filter(Boolean).join(', ');
       return {
         seconds: measured.value.ms / 1000,
@@ -558,10 +533,6 @@ async function main(): Promise<void> {
         baseline = await theirs();
         our = await ours();
       }
-      process.stderr.write(`Run ${run}: checking both databases hold the source's rows, indexes, constraints and sequences...\n`);
-      const [theirContents, ourContents] = await Promise.all([contentsOf(databaseUrl(THEIRS_DATABASE)), contentsOf(databaseUrl(OURS_DATABASE))]);
-      assertSameContents(expected, theirContents, 'pg_restore');
-      assertSameContents(expected, ourContents, 'our restore');
       const row = {
         run,
         first: oursFirst ? 'ours' : 'pg_restore',
@@ -585,8 +556,6 @@ async function main(): Promise<void> {
       };
       figures.push(row);
       console.log(JSON.stringify(row));
-      await dropDatabase(THEIRS_DATABASE);
-      await dropDatabase(OURS_DATABASE);
     }
   } finally {
     if (process.argv.includes('--keep')) process.stderr.write(`Kept the tarballs and the dump in ${work}\n`);
@@ -612,5 +581,4 @@ async function main(): Promise<void> {
   if (!met) process.exitCode = 1;
 }
 
-if (process.argv[2] === '--child') await runChild(JSON.parse(process.argv[3] ?? '{}') as ChildInput);
-else await main();
+await main();
