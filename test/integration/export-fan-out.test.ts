@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { runStepInline } from '../../lib/jobs/job-functions';
 import postgres from 'postgres';
 import type { Sql } from 'postgres';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { logger } from '../../lib/logger';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { createS3Client } from '../../lib/clients/s3';
 import { DEFAULT_EXPORT_SCHEMAS } from '../../lib/config';
@@ -99,8 +100,13 @@ async function getRun(id: string): Promise<RunWithSteps> {
 describe('an export run fanned out into steps', () => {
   it('three schemas: three steps, three tarballs named for their run, the run succeeded, and GET shows the steps in order', async () => {
     const run = await ledger.enqueue('export', 'http', { schemas: ['crm', 'water', 'returns'].sort() });
+    const info = vi.spyOn(logger, 'info');
     const outcome = await runJobWorker(inlineExport(), { kind: 'run', runId: run.id }, { leaseMs: LEASE_MS }, { sql: db.sql, ledger });
     expect(outcome).toMatchObject({ status: 'succeeded' });
+    // The replaced service's last line, once, with the run's time.
+    const complete = info.mock.calls.filter(([message]) => message === 'DB export complete');
+    info.mockRestore();
+    expect(complete).toEqual([['DB export complete', expect.objectContaining({ runId: run.id, status: 'succeeded', timeTakenMs: expect.any(Number) })]]);
     expect(await keys()).toEqual(['export/crm.tgz', 'export/returns.tgz', 'export/water.tgz']);
     const head = await s3.client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'export/returns.tgz' }));
     expect(head.Metadata).toEqual({ 'run-id': run.id, schema: 'returns' });
