@@ -17,5 +17,10 @@ function describe(cause: unknown): string {
   if (cause instanceof AggregateError && !cause.message) return cause.errors.map(describe).join('; ');
   const code = (cause as { code?: unknown }).code;
   const message = cause.message || cause.name;
-  return typeof code === 'string' && !message.includes(code) ? `${message} (${code})` : message;
+  const described = typeof code === 'string' && !message.includes(code) ? `${message} (${code})` : message;
+  // row_security is off on the export's connections (snapshot-connections.ts): the server's words
+  // say what happened, not what to do about it.
+  return ROW_SECURITY.test(message) ? `${described}: the export's role must own the table or have BYPASSRLS, or the table cannot be exported whole` : described;
 }
+
+const ROW_SECURITY = /would be affected by row-level security policy/;

@@ -8,13 +8,17 @@ import { isSnapshotGone, RunSnapshotGoneError } from './run-snapshot';
  * database's defaults: timestamptz printed in UTC (every value carries its offset, so it loads
  * back exactly under any TimeZone), ISO dates (a 'SQL, DMY' default would print 01/02/2020),
  * intervals in the style COPY FROM reads, and floats with every digit (servers before 12 round
- * them unless extra_float_digits is raised). SET LOCAL ends with the transaction.
+ * them unless extra_float_digits is raised). And every row or an error: with row_security off (as
+ * pg_dump sets it), a table whose row-level security would hide rows from the role fails its
+ * COPY, naming the table, instead of being exported as the role sees it. SET LOCAL ends with the
+ * transaction.
  */
 const SNAPSHOT_SETTINGS = [
   "SET LOCAL TimeZone = 'UTC'",
   "SET LOCAL DateStyle = 'ISO, YMD'",
   "SET LOCAL IntervalStyle = 'postgres'",
   'SET LOCAL extra_float_digits = 3',
+  'SET LOCAL row_security = off',
 ];
 
 const BEGIN = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';

@@ -109,10 +109,11 @@ describe('the export steps when things fail', () => {
   });
 
   it('aborts the upload when a table fails half way through a schema, leaving the old object', async () => {
-    // A role that may read both tables, but reading the second fails: its row-level security
-    // policy divides by zero for every row. The failure comes while the first table (20 MB of it)
-    // is still being packed, so the cancel lands mid-entry. (A table the role may not read at all
-    // is refused before anything is uploaded: see list-base-tables.ts.)
+    // A role that may read both tables, but reading the second fails: a row-level security policy
+    // applies to it, which the export refuses (row_security is off on its connections, as
+    // pg_dump's). The failure comes while the first table (20 MB of it) is still being packed, so
+    // the cancel lands mid-entry. (A table the role may not read at all is refused before anything
+    // is uploaded: see list-base-tables.ts.)
     const role = `waj_reader_${db.name.slice(-12)}`;
     await db.sql.unsafe(`
       CREATE SCHEMA half;
@@ -131,13 +132,50 @@ describe('the export steps when things fail', () => {
       url.username = role;
       const result = await exportTo(['half', 'good'], client(url.toString()));
 
-      expect(result.schemas[0]).toMatchObject({ status: 'failed', error: expect.stringMatching(/division by zero|row-level security/) });
+      expect(result.schemas[0]).toMatchObject({ status: 'failed', error: expect.stringMatching(/row-level security policy for table "b_failing"/) });
       await expectPreviousUnchanged('export/half.tgz');
       // The next schema still ran (and failed only for its own reason: this role cannot read it).
       expect(result.schemas[1]).toMatchObject({ schema: 'good', status: 'failed', error: expect.stringMatching(/cannot read table "good"\./) });
     } finally {
       for (const sql of clients.splice(0)) await sql.end({ timeout: 1 });
       await db.sql.unsafe(`DROP SCHEMA half CASCADE; DROP OWNED BY ${role}; DROP ROLE ${role}`);
+    }
+  });
+
+  it('a table whose row-level security hides rows from the role fails its schema naming it and the remedy, as pg_dump does; a role that bypasses it exports every row', async () => {
+    // Enabled with no policy: a role that is neither the owner nor BYPASSRLS sees no row at all,
+    // and would export a header-only CSV without a word.
+    const reader = `waj_rls_${db.name.slice(-12)}`;
+    const bypass = `waj_bypass_${db.name.slice(-12)}`;
+    await db.sql.unsafe(`
+      CREATE SCHEMA guarded;
+      CREATE TABLE guarded.a_open AS SELECT i AS id FROM generate_series(1, 10) i;
+      CREATE TABLE guarded.b_hidden AS SELECT i AS id FROM generate_series(1, 25) i;
+      ALTER TABLE guarded.b_hidden ENABLE ROW LEVEL SECURITY;
+      CREATE ROLE ${reader} LOGIN;
+      CREATE ROLE ${bypass} LOGIN BYPASSRLS;
+      GRANT USAGE ON SCHEMA guarded TO ${reader}, ${bypass};
+      GRANT SELECT ON ALL TABLES IN SCHEMA guarded TO ${reader}, ${bypass};
+    `);
+    const as = (role: string): Sql => {
+      const url = new URL(db.url);
+      url.username = role;
+      return client(url.toString());
+    };
+    try {
+      await putPrevious('export/guarded.tgz');
+      const refused = await exportTo(['guarded'], as(reader));
+      expect(refused.schemas[0]).toMatchObject({
+        status: 'failed',
+        error: expect.stringMatching(/row-level security policy for table "b_hidden".*must own the table or have BYPASSRLS/),
+      });
+      await expectPreviousUnchanged('export/guarded.tgz');
+
+      const exported = await exportTo(['guarded'], as(bypass));
+      expect(exported.schemas[0]).toMatchObject({ status: 'succeeded', tables: 2, rows: 35 });
+    } finally {
+      for (const sql of clients.splice(0)) await sql.end({ timeout: 1 });
+      await db.sql.unsafe(`DROP SCHEMA guarded CASCADE; DROP OWNED BY ${reader}; DROP OWNED BY ${bypass}; DROP ROLE ${reader}; DROP ROLE ${bypass}`);
     }
   });
 
