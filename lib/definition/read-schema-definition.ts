@@ -45,19 +45,27 @@ export async function readSchemaDefinition(sql: ISql, schema: string, searchPath
     const [row] = await sql<{ before: string }[]>`SELECT current_setting(${name}) AS before, set_config(${name}, ${value}, true)`;
     previous.push([name, row!.before]);
   }
-  await refuseWhatCannotBeCarried(sql, schema);
-  const types = await readTypes(sql, schema);
-  const sequences = await readSequences(sql, schema);
-  const tables = await readTables(sql, schema);
-  const extensions = await readExtensionUses(sql, schema);
+  const uncarried = await whatCannotBeCarried(sql, schema);
+  const definition: SchemaDefinition = { format: DEFINITION_FORMAT, schema, serverVersionNum: Number(version), searchPath: [...searchPath], extensions: [], types: [], sequences: [], tables: [] };
+  if (uncarried.length > 0) {
+    definition.unavailable = `Schema ${quoteIdentifier(schema)} holds what its definition cannot carry: ${uncarried.join('; ')}`;
+  } else {
+    definition.types = await readTypes(sql, schema);
+    definition.sequences = await readSequences(sql, schema);
+    definition.tables = await readTables(sql, schema);
+    definition.extensions = await readExtensionUses(sql, schema);
+  }
   // Only on success: after a failure the transaction is aborted (a statement there would replace
   // the cause with 25P02), and its rollback undoes the local settings anyway.
   for (const [name, value] of previous) await sql`SELECT set_config(${name}, ${value}, true)`;
-  return { format: DEFINITION_FORMAT, schema, serverVersionNum: Number(version), searchPath: [...searchPath], extensions, types, sequences, tables };
+  return definition;
 }
 
-/** Types, relations and inheritance the contract has no place for: better a clear refusal than a restore that silently lacks them. */
-async function refuseWhatCannotBeCarried(sql: ISql, schema: string): Promise<void> {
+/**
+ * Types, relations and inheritance the contract has no place for: better a definition that says
+ * it is missing, and why, than a restore that silently lacks them. Empty when there are none.
+ */
+async function whatCannotBeCarried(sql: ISql, schema: string): Promise<string[]> {
   const rows = await sql<{ what: string }[]>`
     SELECT format('type %s (typtype %s)', quote_ident(t.typname), t.typtype) AS what
     FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
@@ -72,9 +80,7 @@ async function refuseWhatCannotBeCarried(sql: ISql, schema: string): Promise<voi
     JOIN pg_class p ON p.oid = h.inhparent
     WHERE n.nspname = ${schema} AND c.relispartition AND p.relnamespace <> n.oid
   `;
-  if (rows.length > 0) {
-    throw new UnsupportedDefinitionError(`Schema ${quoteIdentifier(schema)} holds what its definition cannot carry: ${rows.map((row) => row.what).join('; ')}`);
-  }
+  return rows.map((row) => row.what);
 }
 
 interface TypeRow {

@@ -13,6 +13,7 @@ const OWN_NAMES = new Map<string, string>();
  * schemas its path and foreign keys name must exist first (their foreign keys only by the end).
  */
 export function renderSchemaSql(definition: SchemaDefinition): string {
+  if (definition.unavailable !== undefined) return renderUnavailable(definition, definition.unavailable);
   const lines: string[] = [
     `-- Schema ${quoteIdentifier(definition.schema)}, definition format ${definition.format}, printed by PostgreSQL ${definition.serverVersionNum}.`,
     `-- Texts name objects as found on the search path ${definition.searchPath.map(quoteIdentifier).join(', ')}.`,
@@ -47,6 +48,18 @@ export function renderSchemaSql(definition: SchemaDefinition): string {
     '',
   );
   return lines.join('\n');
+}
+
+/** A script that says why there is no definition, and stops psql before it does anything. */
+function renderUnavailable(definition: SchemaDefinition, why: string): string {
+  return [
+    `-- Schema ${quoteIdentifier(definition.schema)}, definition format ${definition.format}, printed by PostgreSQL ${definition.serverVersionNum}.`,
+    `-- The export could not carry this schema's definition: ${why.replace(/[\r\n]+/g, ' ')}.`,
+    "-- The tarball holds every table's rows, as CSV with a header row: create the tables by hand before loading them.",
+    "\\echo 'This schema''s definition is not in the export: see the comments at the top of schema.sql'",
+    '\\quit',
+    '',
+  ].join('\n');
 }
 
 /** Statements ended with `;`, a path set again only when it changes (every post-data unit starts with one). */

@@ -39,6 +39,13 @@ export interface SchemaDefinition {
   sequences: SequenceDefinition[];
   /** In the tarball's order (name, byte-wise), partitioned parents before their partitions. */
   tables: TableDefinition[];
+  /**
+   * Set when the schema holds what a definition has no place for (a base or range type, plain
+   * inheritance, a partition of another schema's table): why. The export still carries every
+   * table's rows (the CSVs are the job; the definition is what a restore adds), and every list
+   * above is empty; a restore refuses the tarball, saying this.
+   */
+  unavailable?: string;
 }
 
 export interface ExtensionUse {

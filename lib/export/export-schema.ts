@@ -136,6 +136,8 @@ export async function exportSchema(schema: string, target: SchemaExportTarget): 
     if (baseTables.length === 0) throw new Error(`Schema "${schema}" has no base tables (or does not exist)`);
     const searchPath = [schema, ...(run.schemas ?? []).filter((other) => other !== schema)];
     const definition = await reading(readSchemaDefinition(first, schema, searchPath));
+    // The rows are the export's job; a definition it cannot carry is said, not a reason to fail.
+    if (definition.unavailable !== undefined) logger.warn('Schema exported without its definition; a restore will refuse it', { schema, reason: definition.unavailable });
     const columnsOf = new Map(definition.tables.map((table) => [table.name, manifestColumns(table)]));
     const definitionEntries = [
       { file: definitionEntryName(schema), content: Buffer.from(`${JSON.stringify(definition, null, 2)}\n`) },

@@ -19,6 +19,9 @@ export function parseSchemaDefinition(bytes: Buffer): { definition: SchemaDefini
     return { error: `format ${JSON.stringify(definition.format)}, and this restore reads format ${DEFINITION_FORMAT}: use the restore of the version that made the export` };
   }
   if (typeof definition.schema !== 'string' || definition.schema === '') return { error: 'no "schema"' };
+  if (definition.unavailable !== undefined) {
+    return { error: `the export could not carry this schema's definition (${String(definition.unavailable)}): the tarball holds its tables' rows only, as CSV, to load into tables made by hand` };
+  }
   for (const list of ['searchPath', 'extensions', 'types', 'sequences', 'tables'] as const) {
     if (!Array.isArray(definition[list])) return { error: `no "${list}" list` };
   }

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { createReadStream } from 'node:fs';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +12,7 @@ import type { TestDatabase } from '../support/database';
 import { describeSchema } from '../support/describe-schema';
 import { exportThroughJob } from '../support/export-through-job';
 import { startTestS3 } from '../support/s3';
+import { readExportTarball } from '../../lib/verification/read-export-tarball';
 import type { TestS3 } from '../support/s3';
 import { leftovers, nextValues, terminateCopyIn, rewriteTarball, rowsOf as rowsOfSchemas, stateOf as stateOfSchemas } from '../support/restore-checks';
 
@@ -272,6 +274,34 @@ describe('npm run restore', () => {
     const restored = await restore([folder, '--into', target.url]);
     expect(restored.code).toBe(0);
     expect(await target.sql`SELECT email = 'a@example.COM' AS same FROM people.contacts`).toEqual([{ same: true }]);
+  });
+
+  it('a schema whose definition the export cannot carry (plain inheritance, a range type): every table still exported and checked; schema.sql and the restore say why; nothing created', async () => {
+    const db = await createMigratedTestDatabase('waj_restore_uncarried');
+    databases.push(db);
+    await db.sql.unsafe(`
+      CREATE SCHEMA odd;
+      CREATE TYPE odd.span AS RANGE (subtype = int4);
+      CREATE TABLE odd.parent (id int, during odd.span);
+      CREATE TABLE odd.child (extra text) INHERITS (odd.parent);
+      INSERT INTO odd.parent VALUES (1, '[1,5)');
+      INSERT INTO odd.child VALUES (2, '[2,3)', 'x'), (3, NULL, 'y')`);
+    const folder = join(work, 'uncarried');
+    await exportThroughJob(db, s3.client, bucket, ['odd'], folder);
+    // The rows are all there (COPY of a parent leaves out its children's rows, which have a CSV of their own).
+    const contents = await readExportTarball(createReadStream(join(folder, 'odd.tgz')));
+    expect(contents.broken).toBeUndefined();
+    expect(contents.csvFiles.map((csv) => [csv.file, csv.rows])).toEqual([['odd/child.csv', 2], ['odd/parent.csv', 1]]);
+    const definition = JSON.parse(contents.definition!.bytes.toString()) as { unavailable?: string; tables: unknown[] };
+    expect(definition.unavailable).toMatch(/^Schema "odd" holds what its definition cannot carry: .*type span \(typtype r\).*table child inherits from parent \(not as a partition\)/);
+    expect(definition.tables).toEqual([]);
+    expect(contents.schemaSql!.bytes.toString()).toMatch(/^-- Schema "odd", .*\n-- The export could not carry this schema's definition: .*inherits.*\n.*\n\\echo .*\n\\quit\n$/);
+
+    const target = await emptyTarget();
+    const outcome = await restore([folder, '--into', target.url]);
+    expect(outcome.code).toBe(1);
+    expect(outcome.stderr).toMatch(/odd\.tgz: .*the export could not carry this schema's definition \(Schema "odd" holds .*inherits from parent/);
+    expect(await stateOf(target.sql)).toEqual({ schemas: ['public'], rows: {}, catalog: [] });
   });
 
   it('tables of more than a write buffer each, whose CSVs end and start within one inflated chunk: all loaded (a write waiting for drain when its entry ends)', async () => {
