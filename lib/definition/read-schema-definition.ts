@@ -12,7 +12,7 @@ import type {
   TypeDefinition,
 } from './schema-definition';
 
-/** The export's role may not read where a sequence of the schema stands (SELECT on it). */
+/** The export's role may not read where a sequence of the schema stands (SELECT on it): the definition is then unavailable. */
 export class UnreadableSequencesError extends Error {
   override readonly name = 'UnreadableSequencesError';
 }
@@ -50,10 +50,18 @@ export async function readSchemaDefinition(sql: ISql, schema: string, searchPath
   if (uncarried.length > 0) {
     definition.unavailable = `Schema ${quoteIdentifier(schema)} holds what its definition cannot carry: ${uncarried.join('; ')}`;
   } else {
-    definition.types = await readTypes(sql, schema);
-    definition.sequences = await readSequences(sql, schema);
-    definition.tables = await readTables(sql, schema);
-    definition.extensions = await readExtensionUses(sql, schema);
+    try {
+      // First: it refuses (before any statement could fail) a sequence the role may not read.
+      definition.sequences = await readSequences(sql, schema);
+      definition.types = await readTypes(sql, schema);
+      definition.tables = await readTables(sql, schema);
+      definition.extensions = await readExtensionUses(sql, schema);
+    } catch (error) {
+      if (!(error instanceof UnreadableSequencesError)) throw error;
+      // The rows can still be read: only the definition is lost, and it says why.
+      definition.sequences = [];
+      definition.unavailable = error.message;
+    }
   }
   // Only on success: after a failure the transaction is aborted (a statement there would replace
   // the cause with 25P02), and its rollback undoes the local settings anyway.
@@ -208,8 +216,7 @@ async function readSequences(sql: ISql, schema: string): Promise<SequenceDefinit
   if (unreadable.length > 0) {
     throw new UnreadableSequencesError(
       `The export's database role ${quoteIdentifier(rows[0]!.role)} cannot read ${unreadable.length === 1 ? 'sequence' : 'sequences'} ${unreadable.join(', ')}: ` +
-        `grant it SELECT on ${unreadable.length === 1 ? 'it' : 'them'} (the definition carries where each sequence stands, so that a restore goes on from there), ` +
-        'or the schema cannot be exported whole',
+        `grant it SELECT on ${unreadable.length === 1 ? 'it' : 'them'}, so that the definition carries where each sequence stands and a restore goes on from there`,
     );
   }
   const sequences: SequenceDefinition[] = [];
