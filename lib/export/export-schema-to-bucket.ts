@@ -17,6 +17,8 @@ export interface SchemaUpload {
   bytes: number;
   compressedBytes: number;
   timeTakenMs: number;
+  /** Why the tarball carries no definition, when it does not (a restore refuses it). */
+  definitionUnavailable?: string;
 }
 
 /** Progress within one schema. */
@@ -53,7 +55,7 @@ export async function exportSchemaToBucket(
   const progress: SchemaProgress = { tablesDone: 0, rows: 0, bytes: 0 };
   let bytesOfFinishedTables = 0;
   try {
-    const { tables, compressedBytes } = await exportSchema(schema, {
+    const { tables, compressedBytes, definitionUnavailable } = await exportSchema(schema, {
       sql: deps.sql,
       s3: deps.s3,
       bucket: target.bucket,
@@ -85,6 +87,7 @@ export async function exportSchemaToBucket(
       bytes: sum(tables.map((table) => table.bytes)),
       compressedBytes,
       timeTakenMs: Math.round(performance.now() - started),
+      ...(definitionUnavailable !== undefined && { definitionUnavailable }),
     };
     logger.info('Schema exported', { schema, ...upload });
     return upload;

@@ -59,6 +59,8 @@ export interface SchemaManifest {
 export interface SchemaExport {
   tables: TableSummary[];
   compressedBytes: number;
+  /** Why the tarball carries no definition (SchemaDefinition.unavailable), when it does not. */
+  definitionUnavailable?: string;
 }
 
 export interface SchemaExportTarget {
@@ -173,7 +175,7 @@ export async function exportSchema(schema: string, target: SchemaExportTarget): 
       stop.signal.throwIfAborted();
       await target.beforeCommit?.();
     });
-    return { tables, compressedBytes };
+    return { tables, compressedBytes, ...(definition.unavailable !== undefined && { definitionUnavailable: definition.unavailable }) };
   } catch (error) {
     stop.abort(error);
     await tarball?.cancel();

@@ -41,7 +41,7 @@ export function createExportStepWork(
     const folder = await mkdtemp(join(tmpRoot, RUN_FOLDER_PREFIX));
     const started = performance.now();
     try {
-      const { key, asOf, tables, rows, bytes, compressedBytes, timeTakenMs } = await exportSchemaToBucket(
+      const { key, asOf, tables, rows, bytes, compressedBytes, timeTakenMs, definitionUnavailable } = await exportSchemaToBucket(
         step.name,
         {
           bucket: settings.bucket,
@@ -63,7 +63,7 @@ export function createExportStepWork(
         reportProgress,
       );
       recordStepMetrics({ job: 'export', schema: step.name, outcome: 'succeeded', durationMs: timeTakenMs, rows, bytes });
-      return { key, asOf, tables, rows, bytes, compressedBytes, timeTakenMs };
+      return { key, asOf, tables, rows, bytes, compressedBytes, timeTakenMs, ...(definitionUnavailable !== undefined && { definitionUnavailable }) };
     } catch (error) {
       recordStepMetrics({ job: 'export', schema: step.name, outcome: signal?.aborted || error instanceof RunCancelledError ? 'cancelled' : 'failed', durationMs: Math.round(performance.now() - started) });
       throw error;

@@ -28,6 +28,8 @@ export interface StepResult {
   /** The restore: the export run the tarball came from, and whether the run's schemas were put in place by this step. */
   exportRunId?: string;
   replaced?: boolean;
+  /** The export: why its tarball carries no definition, when it does not (a restore refuses it). */
+  definitionUnavailable?: string;
 }
 
 /** Progress of a running step, as its worker reports it. */
