@@ -41,7 +41,8 @@ export interface SchemaDefinition {
   tables: TableDefinition[];
   /**
    * Set when the schema holds what a definition has no place for (a base or range type, plain
-   * inheritance, a partition of another schema's table): why. The export still carries every
+   * inheritance, a partition of another schema's table), or a sequence the export's role may not
+   * read: why. The export still carries every
    * table's rows (the CSVs are the job; the definition is what a restore adds), and every list
    * above is empty; a restore refuses the tarball, saying this.
    */
