@@ -59,7 +59,6 @@ export async function readSchemaDefinition(sql: ISql, schema: string, searchPath
     } catch (error) {
       if (!(error instanceof UnreadableSequencesError)) throw error;
       // The rows can still be read: only the definition is lost, and it says why.
-      definition.sequences = [];
       definition.unavailable = error.message;
     }
   }
