@@ -3,7 +3,7 @@ import type { HeldConnection } from '../clients/transaction';
 import { postDataWork, preDataStatements, sequenceStatements } from '../definition/definition-statements';
 import type { PostDataUnit } from '../definition/definition-statements';
 import { findMissingExtensions } from '../definition/find-missing-extensions';
-import type { SchemaDefinition, SchemaNames } from '../definition/schema-definition';
+import type { SchemaDefinition, SchemaNames, TableDefinition } from '../definition/schema-definition';
 import type { SchemaManifest } from '../export/export-schema';
 import { quoteIdentifier } from '../export/quote-identifier';
 import { compareWithManifest } from '../verification/compare-with-manifest';
@@ -82,9 +82,9 @@ export interface LoadOptions {
  * Fills staging schemas created by createStagingSchemas: loads the rows, checking every table
  * against its manifest as it passes (refusing the lot if any differs), then builds keys, checks and
  * indexes after the data (pg_restore's order, largest tables first; a reader with nothing left to
- * load builds those of tables already loaded: build-while-loading.ts), foreign keys (added NOT
- * VALID, then validated, so keys to one table are checked at once), sets the sequences and runs
- * ANALYZE. `names` maps every schema of the restore to its staging name, those
+ * load builds those of tables already loaded: build-while-loading.ts) and runs each table's ANALYZE
+ * after them, then foreign keys (added NOT VALID, then validated, so keys to one table are checked
+ * at once), sets the sequences and analyzes partitioned tables. `names` maps every schema of the restore to its staging name, those
  * of `tarballs` and any other being built beside them.
  */
 export async function loadStagedSchemas(sql: Sql, tarballs: TarballDefinition[], names: SchemaNames, options: LoadOptions): Promise<StagedSchema[]> {
@@ -95,8 +95,12 @@ export async function loadStagedSchemas(sql: Sql, tarballs: TarballDefinition[],
     const memory = `SET maintenance_work_mem = '${options.maintenanceWorkMem ?? '256MB'}'`;
     await runStatements(connection, `Building ${quoteIdentifier(unit.schema)}.${quoteIdentifier(unit.table)}`, [memory, ...unit.statements]);
   };
-  // A reader with no tarball of its own left builds loaded tables' keys and indexes meanwhile.
-  const early = new BuildWhileLoading(postDataWork(definitions, names, 1), definitions, buildUnit);
+  // Each plain table's first unit ends with its ANALYZE (a table with no keys or indexes has a unit
+  // of that alone), so statistics are gathered while other tables still load, not in a phase of
+  // their own after every build.
+  const keysAndIndexes = withAnalyze(postDataWork(definitions, names, 1), definitions, names);
+  // A reader with no tarball of its own left builds loaded tables' units meanwhile.
+  const early = new BuildWhileLoading(keysAndIndexes, definitions, buildUnit);
   const loaded = await loadTarballs(sql, tarballs, names, parallelism, {
     onTableLoaded: (table) => emit({ kind: 'table-loaded', table }),
     onBytes: (bytes) => emit({ kind: 'bytes', bytes }),
@@ -104,24 +108,57 @@ export async function loadStagedSchemas(sql: Sql, tarballs: TarballDefinition[],
   const staged = checkAgainstManifests(loaded);
 
   const bytesOf = new Map(loaded.flatMap((l) => l.loaded.map((t) => [`${t.schema}\u0000${t.table}`, t.bytes] as const)));
-  for (const phase of [1, 2] as const) {
+  const phases = [
+    { phase: 'indexes and constraints', units: keysAndIndexes },
+    { phase: 'foreign keys', units: postDataWork(definitions, names, 2, { foreignKeysTo: options.foreignKeysTo, keysValidatedApart: true }) },
+  ] as const;
+  for (const { phase, units } of phases) {
     // Largest tables first, so the last to finish is not the biggest.
-    const work = postDataWork(definitions, names, phase, { foreignKeysTo: options.foreignKeysTo, keysValidatedApart: true })
+    const work = units
       .filter((unit) => !early.isBuilt(unit))
       .sort((a, b) => (bytesOf.get(`${b.schema}\u0000${b.table}`) ?? 0) - (bytesOf.get(`${a.schema}\u0000${a.table}`) ?? 0));
-    emit({ kind: 'phase', phase: phase === 1 ? 'indexes and constraints' : 'foreign keys', units: work.length });
+    emit({ kind: 'phase', phase, units: work.length });
     await inParallel(sql, parallelism, work, buildUnit, signal);
   }
   emit({ kind: 'phase', phase: 'sequences' });
-  const tables = definitions.flatMap((d) => d.tables.map((t) => `${quoteIdentifier(names.get(d.schema)!)}.${quoteIdentifier(t.name)}`));
   await inParallel(sql, 1, [sequenceStatements(definitions, names)], async (connection, statements) => {
     await runStatements(connection, 'Setting the sequences', statements);
   }, signal);
-  emit({ kind: 'phase', phase: 'analyze' });
-  await inParallel(sql, parallelism, tables, async (connection, table) => {
+  // Partitioned tables and their partitions, analyzed once all are built.
+  const rest = definitions.flatMap((d) => d.tables.filter((t) => !isPlain(t)).map((t) => qualified(d.schema, t.name, names)));
+  emit({ kind: 'phase', phase: 'analyze', units: rest.length });
+  await inParallel(sql, parallelism, rest, async (connection, table) => {
     await runStatements(connection, 'Running ANALYZE', [`ANALYZE ${table}`]);
   }, signal);
   return staged;
+}
+
+/** A table neither partitioned nor a partition: its unit of keys and indexes is its own (build-while-loading.ts). */
+function isPlain(table: TableDefinition): boolean {
+  return table.partitionKey === null && table.partitionOf === null;
+}
+
+function qualified(schema: string, table: string, names: SchemaNames): string {
+  return `${quoteIdentifier(names.get(schema) ?? schema)}.${quoteIdentifier(table)}`;
+}
+
+/**
+ * `units` (postDataWork phase 1) with each plain table's ANALYZE at the end of its unit, after
+ * its indexes (an expression index's statistics need the index); a plain table without keys or
+ * indexes gets a unit of its ANALYZE alone.
+ */
+function withAnalyze(units: PostDataUnit[], definitions: SchemaDefinition[], names: SchemaNames): PostDataUnit[] {
+  const key = (schema: string, table: string): string => `${schema}\u0000${table}`;
+  const plain = new Set(definitions.flatMap((d) => d.tables.filter(isPlain).map((t) => key(d.schema, t.name))));
+  const analyze = (schema: string, table: string): string => `ANALYZE ${qualified(schema, table, names)}`;
+  const withIt = units.map((unit) =>
+    unit.kind === 'table' && plain.has(key(unit.schema, unit.table)) ? { ...unit, statements: [...unit.statements, analyze(unit.schema, unit.table)] } : unit,
+  );
+  const covered = new Set(units.filter((unit) => unit.kind === 'table').map((unit) => key(unit.schema, unit.table)));
+  const alone = definitions.flatMap((d) =>
+    d.tables.filter((t) => isPlain(t) && !covered.has(key(d.schema, t.name))).map((t): PostDataUnit => ({ schema: d.schema, table: t.name, kind: 'table', statements: [analyze(d.schema, t.name)] })),
+  );
+  return [...withIt, ...alone];
 }
 
 /** Each tarball against its manifest (the verifier's comparison), and each COPY's rows against the CSV's. */
