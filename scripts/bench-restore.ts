@@ -13,8 +13,9 @@
  * Each invocation exports it through the real export path (exportThroughSteps, to s3rver) and
  * copies the tarballs to a local folder, and dumps it with `pg_dump -Fd -j 2` (both timed, not
  * judged): each restore then reads local files. Our restore runs in a child process
- * (scripts/bench/restore-child.ts, started as `npm run restore` starts: Node.js with tsx, its start
- * included, loading only what the restore loads), so its time, CPU and peak RSS are its own. pg_restore
+ * (scripts/bench/restore-child.ts, started as `npm run restore` starts: Node.js running its bundle,
+ * scripts/run-bundled.mjs, built before the first run; its start included, loading only what the
+ * restore loads), so its time, CPU and peak RSS are its own. pg_restore
  * leaves statistics to the user: `vacuumdb --analyze-only` after it is timed apart and shown in a
  * second ratio (the same end state as ours, which runs ANALYZE), not judged.
  *
@@ -51,6 +52,8 @@ const PARALLEL = Number(process.env.BENCH_PARALLEL ?? 2);
 const TARGETS = { ratio: 1.0, peakRssMb: 256 };
 /** Our side: a process that loads what `npm run restore` loads, and not the bench's own modules. */
 const RESTORE_CHILD = fileURLToPath(new URL('./bench/restore-child.ts', import.meta.url));
+/** How `npm run restore` starts its script (bundled first when stale; the bench builds before timing). */
+const RUN_BUNDLED = fileURLToPath(new URL('./run-bundled.mjs', import.meta.url));
 
 /** One side of a paired run: its wall time, and the CPU seconds of its client and of the server. */
 interface Side {
@@ -504,7 +507,7 @@ async function main(): Promise<void> {
       const input: RestoreChildInput = { folder: tarballs, url, parallelism: PARALLEL };
       const { DATABASE_URL: _exportDatabase, ...env } = process.env;
       const measured = await measuringServerCpu(() =>
-        runCommand(process.execPath, ['--import', 'tsx', RESTORE_CHILD, JSON.stringify(input)], { ...env, LOG_LEVEL: 'WARN' }),
+        runCommand(process.execPath, [RUN_BUNDLED, RESTORE_CHILD, JSON.stringify(input)], { ...env, LOG_LEVEL: 'WARN' }),
       );
       const output = JSON.parse(measured.value.stdout.trim().split('\n').at(-1) ?? '{}') as RestoreChildOutput;
       await checkedAndDropped(OURS_DATABASE, 'our restore');
@@ -519,6 +522,8 @@ async function main(): Promise<void> {
       };
     };
 
+    // Built now, not during the first run (as `npm run restore` builds it once, at its first start).
+    await runCommand(process.execPath, [RUN_BUNDLED, '--build-only', RESTORE_CHILD]);
     for (let run = 1; run <= RUNS; run += 1) {
       // Alternate which goes first, so neither always inherits the other's after-effects (cache, WAL recycling).
       const oursFirst = run % 2 === 0;

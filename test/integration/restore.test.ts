@@ -40,10 +40,10 @@ interface Outcome {
   stderr: string;
 }
 
-/** `npm run restore -- <args>` (its script, run by node with tsx, as npm would): exit code and output. */
+/** `npm run restore -- <args>` (its script, bundled and run by node, as npm would): exit code and output. */
 async function restore(args: string[], env: Record<string, string | undefined> = {}): Promise<Outcome> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'scripts/restore.ts', ...args], {
+    const { stdout, stderr } = await run(process.execPath, ['scripts/run-bundled.mjs', 'scripts/restore.ts', ...args], {
       encoding: 'utf8',
       env: { ...process.env, DATABASE_URL: source.url, S3_ENDPOINT: s3.endpoint, ...env },
       timeout: 120_000,
