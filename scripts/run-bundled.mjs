@@ -19,7 +19,8 @@ const CACHE = join(ROOT, 'node_modules', '.cache', 'water-abstraction-jobs');
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
- * The bundle's entry file, built first when it is missing or older than any of its inputs. Each
+ * The bundle's entry file, built first when it is missing or any of its inputs has changed since
+ * its build began (an edit made while esbuild reads is caught next time). Each
  * build goes to a folder of its own (its entry and the chunks it imports lazily, such as the
  * S3 client), named by a small pointer file replaced in one rename: a run started meanwhile loads
  * the old build or the new one, never half of one. Builds replaced over a day ago are removed (a
@@ -29,9 +30,11 @@ async function bundled(entry) {
   const name = basename(entry).replace(/\.ts$/, '');
   const pointer = join(CACHE, `${name}.json`);
   const current = readPointer(pointer);
-  if (current && isFresh(current)) return current.entry;
+  // Another entry of the same file name has the pointer: built again, as its own.
+  if (current && current.source === entry && isFresh(current)) return current.entry;
   const { build } = await import('esbuild');
   mkdirSync(CACHE, { recursive: true });
+  const startedAt = Date.now();
   const outdir = join(CACHE, `${name}-${Date.now()}-${process.pid}`);
   const result = await build({
     entryPoints: { [name]: entry },
@@ -49,7 +52,8 @@ async function bundled(entry) {
     banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
     logLevel: 'warning',
   });
-  const built = { entry: join(outdir, `${name}.mjs`), inputs: Object.keys(result.metafile.inputs).map((input) => resolve(ROOT, input)) };
+  const inputs = Object.keys(result.metafile.inputs).map((input) => resolve(ROOT, input));
+  const built = { source: entry, entry: join(outdir, `${name}.mjs`), inputs, startedAt };
   writeFileSync(`${pointer}.${process.pid}.tmp`, JSON.stringify(built));
   renameSync(`${pointer}.${process.pid}.tmp`, pointer);
   for (const old of readdirSync(CACHE)) {
@@ -67,10 +71,10 @@ function readPointer(pointer) {
   }
 }
 
-function isFresh({ entry, inputs }) {
+function isFresh({ entry, inputs, startedAt }) {
   try {
-    const builtAt = statSync(entry).mtimeMs;
-    return inputs.every((input) => statSync(input).mtimeMs <= builtAt);
+    statSync(entry);
+    return inputs.every((input) => statSync(input).mtimeMs < startedAt);
   } catch {
     return false;
   }

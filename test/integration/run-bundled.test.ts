@@ -3,7 +3,7 @@
  * TypeScript entry bundled once, run with its arguments, and rebuilt when an input changes.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -71,6 +71,16 @@ describe('scripts/run-bundled.mjs', () => {
     const outcome = await launch(entry, 'x');
     expect(outcome.stdout).toBe(`goodbye x from ${entry}\n`);
     expect(await builtEntry()).not.toBe(first);
+  });
+
+  it('two entries of the same file name each run as themselves', async () => {
+    const other = join(folder, 'other');
+    await mkdir(other);
+    const twin = join(other, `${name}.ts`);
+    await writeFile(twin, "console.log('the twin');\n");
+    expect((await launch(twin)).stdout).toBe('the twin\n');
+    expect((await launch(entry, 'x')).stdout).toMatch(/^(hello|goodbye) x from /);
+    expect((await launch(twin)).stdout).toBe('the twin\n');
   });
 
   it('--build-only builds and runs nothing; no entry is a usage error', async () => {
