@@ -114,7 +114,10 @@ describe('cancelling a run', () => {
       expect(await waitFor('no read left', async () => ((await readsOnServer()).length === 0 ? true : undefined), { timeoutMs: 5_000, context: output })).toBe(true);
       const listed = await environment.s3.client.send(new ListObjectsV2Command({ Bucket: environment.bucket, Prefix: 'export/water' }));
       expect(listed.Contents ?? []).toEqual([]);
-      expect(await readdir(tmp)).toEqual([]);
+      // Nothing of the export's. The Serverless Framework's own process folder (`node-process-*`,
+      // made while it compiles its config schema's validator on a machine that has no cached one,
+      // removed when sls exits) shares this TMPDIR and is not the worker's.
+      expect((await readdir(tmp)).filter((name) => !name.startsWith('node-process-'))).toEqual([]);
 
       // The run has ended: the next POST starts a new run (no 409).
       const next = await call('POST', '/jobs/export', { schemas: ['idm'] });
