@@ -66,10 +66,10 @@ async function main(argv: string[]): Promise<number> {
 }
 
 const PHASES: Record<Extract<RestoreEvent, { kind: 'phase' }>['phase'], string> = {
-  'indexes and constraints': 'Building keys, checks and indexes',
+  'indexes and constraints': 'Building keys, checks and indexes, and analyzing each table',
   'foreign keys': 'Building foreign keys',
   sequences: 'Setting the sequences',
-  analyze: 'Running ANALYZE',
+  analyze: 'Running ANALYZE of partitioned tables',
   replacing: 'Replacing the schemas in one transaction',
 };
 

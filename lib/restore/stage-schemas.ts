@@ -126,10 +126,12 @@ export async function loadStagedSchemas(sql: Sql, tarballs: TarballDefinition[],
   }, signal);
   // Partitioned tables and their partitions, analyzed once all are built.
   const rest = definitions.flatMap((d) => d.tables.filter((t) => !isPlain(t)).map((t) => qualified(d.schema, t.name, names)));
-  emit({ kind: 'phase', phase: 'analyze', units: rest.length });
-  await inParallel(sql, parallelism, rest, async (connection, table) => {
-    await runStatements(connection, 'Running ANALYZE', [`ANALYZE ${table}`]);
-  }, signal);
+  if (rest.length > 0) {
+    emit({ kind: 'phase', phase: 'analyze', units: rest.length });
+    await inParallel(sql, parallelism, rest, async (connection, table) => {
+      await runStatements(connection, 'Running ANALYZE', [`ANALYZE ${table}`]);
+    }, signal);
+  }
   return staged;
 }
 
