@@ -28,7 +28,8 @@ export function quoteLiteral(text: string): string {
 const builtName = (schema: string, names: SchemaNames) => names.get(schema) ?? schema;
 
 /** `"schema"."name"`, the schema mapped through `names`. */
-function qualified(schema: string, name: string, names: SchemaNames): string {
+/** `schema.name` quoted, the schema replaced by the name it is built under. */
+export function qualified(schema: string, name: string, names: SchemaNames): string {
   return `${quoteIdentifier(builtName(schema, names))}.${quoteIdentifier(name)}`;
 }
 

@@ -1,6 +1,6 @@
 import type { Sql } from 'postgres';
 import type { HeldConnection } from '../clients/transaction';
-import { postDataWork, preDataStatements, sequenceStatements } from '../definition/definition-statements';
+import { postDataWork, preDataStatements, qualified, sequenceStatements } from '../definition/definition-statements';
 import type { PostDataUnit } from '../definition/definition-statements';
 import { findMissingExtensions } from '../definition/find-missing-extensions';
 import type { SchemaDefinition, SchemaNames, TableDefinition } from '../definition/schema-definition';
@@ -84,8 +84,8 @@ export interface LoadOptions {
  * indexes after the data (pg_restore's order, largest tables first; a reader with nothing left to
  * load builds those of tables already loaded: build-while-loading.ts) and runs each table's ANALYZE
  * after them, then foreign keys (added NOT VALID, then validated, so keys to one table are checked
- * at once), sets the sequences and analyzes partitioned tables. `names` maps every schema of the restore to its staging name, those
- * of `tarballs` and any other being built beside them.
+ * at once), sets the sequences and analyzes partitioned tables. `names` maps every schema of the
+ * restore to its staging name, those of `tarballs` and any other being built beside them.
  */
 export async function loadStagedSchemas(sql: Sql, tarballs: TarballDefinition[], names: SchemaNames, options: LoadOptions): Promise<StagedSchema[]> {
   const emit = options.onEvent ?? (() => {});
@@ -138,10 +138,6 @@ export async function loadStagedSchemas(sql: Sql, tarballs: TarballDefinition[],
 /** A table neither partitioned nor a partition: its unit of keys and indexes is its own (build-while-loading.ts). */
 function isPlain(table: TableDefinition): boolean {
   return table.partitionKey === null && table.partitionOf === null;
-}
-
-function qualified(schema: string, table: string, names: SchemaNames): string {
-  return `${quoteIdentifier(names.get(schema) ?? schema)}.${quoteIdentifier(table)}`;
 }
 
 /**

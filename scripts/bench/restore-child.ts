@@ -1,7 +1,7 @@
 /**
  * Our side of `npm run bench:restore`, in a process of its own started as `npm run restore` starts
- * (Node.js running its bundle: scripts/run-bundled.mjs): it loads what scripts/restore.ts loads for a folder of tarballs and nothing
- * else, so its start, CPU seconds and peak RSS are the restore's own, not the bench's (whose
+ * (Node.js running its bundle: scripts/run-bundled.mjs): it loads what scripts/restore.ts loads for
+ * a folder of tarballs and nothing else, so its start, CPU seconds and peak RSS are the restore's own, not the bench's (whose
  * s3rver, AWS SDK and export code the restore never loads). Prints its figures as one JSON line.
  *
  * Usage: node scripts/run-bundled.mjs scripts/bench/restore-child.ts '{"folder":…,"url":…,"parallelism":2}'
