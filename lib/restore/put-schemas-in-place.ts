@@ -4,8 +4,7 @@ import { quoteIdentifier } from '../export/quote-identifier';
 import { refuseStagingBoundToReplaced } from './check-target';
 import { replaceSchemas } from './replace-schemas';
 import type { SchemaReplacement } from './replace-schemas';
-import { describeFailure } from './restore-errors';
-import { inParallel, runStatements } from './run-statements';
+import { dropSchemas, inParallel, runStatements } from './run-statements';
 
 export interface PutInPlaceOptions {
   /** Foreign keys between the staging schemas, built first (a restore job's steps leave them to its last). */
@@ -35,10 +34,8 @@ export async function putSchemasInPlace(sql: Sql, replacements: SchemaReplacemen
   );
   await replaceSchemas(sql, replacements, { onRetry: options.onRetry, comment: options.comment });
   // The old schemas are out of sight now; readers still on them finish first (DROP waits).
-  for (const { retired } of replacements) {
-    await sql.unsafe(`DROP SCHEMA IF EXISTS ${quoteIdentifier(retired)} CASCADE`).catch((error: unknown) =>
-      options.onWarning?.(`The old schema ${retired} could not be dropped (${describeFailure(error)}); the next restore removes it`),
-    );
-  }
+  const retired = replacements.map((r) => r.retired);
+  const notDropped = await dropSchemas(sql, retired);
+  if (notDropped) options.onWarning?.(`The old schemas (${retired.join(', ')}) could not be dropped (${notDropped}); the next restore removes them`);
   return { replacedExisting: existing };
 }

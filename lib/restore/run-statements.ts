@@ -58,9 +58,12 @@ export async function inParallel<T>(sql: Sql, parallelism: number, items: T[], w
 }
 
 /**
- * Drops schemas a restore built (or retired), in one transaction waiting at most 30 s for locks;
- * on a new connection if the first one offered was just ended (a terminated backend). Never
- * throws: returns why it could not, or undefined once dropped.
+ * Drops schemas a restore built (or retired), in one transaction waiting at most 30 s for locks.
+ * Tried again, up to three times in all, after anything but that wait: a deadlock with a reader
+ * (DROP ... CASCADE locks the tables one by one, and a reader revalidating a plan made before the
+ * swap can hold one old table while it waits for another: the server may end the DROP), or a
+ * connection the server had just ended. Never throws: returns why it could not, or undefined
+ * once dropped.
  */
 export async function dropSchemas(sql: Sql, schemas: string[]): Promise<string | undefined> {
   if (schemas.length === 0) return undefined;
@@ -69,13 +72,19 @@ export async function dropSchemas(sql: Sql, schemas: string[]): Promise<string |
       await tx.unsafe(`SET LOCAL lock_timeout = '30s'`);
       await tx.unsafe(`DROP SCHEMA IF EXISTS ${schemas.map((schema) => quoteIdentifier(schema)).join(', ')} CASCADE`);
     });
-  try {
-    await drop().catch(drop);
-    return undefined;
-  } catch (error) {
-    return describeFailure(error);
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await drop();
+      return undefined;
+    } catch (error) {
+      const waitedTooLong = (error as { code?: string }).code === LOCK_NOT_AVAILABLE;
+      if (waitedTooLong || attempt === 3) return describeFailure(error);
+    }
   }
 }
+
+/** SQLSTATE of a lock not had within lock_timeout. */
+const LOCK_NOT_AVAILABLE = '55P03';
 
 /** A prefix as a LIKE pattern's start: its underscores are letters, not wildcards. */
 const likePrefix = (prefix: string) => prefix.replaceAll('_', '\\_');
