@@ -58,32 +58,45 @@ export async function inParallel<T>(sql: Sql, parallelism: number, items: T[], w
 }
 
 /**
- * Drops schemas a restore built (or retired), in one transaction waiting at most 30 s for locks.
- * Tried again, up to three times in all, after anything but that wait: a deadlock with a reader
- * (DROP ... CASCADE locks the tables one by one, and a reader revalidating a plan made before the
- * swap can hold one old table while it waits for another: the server may end the DROP), or a
- * connection the server had just ended. Never throws: returns why it could not, or undefined
- * once dropped.
+ * Drops schemas a restore built (or retired), waiting at most `waitMs` (30 s) for readers still on
+ * their tables. Never throws: returns why it could not, or undefined once dropped.
+ *
+ * DROP ... CASCADE takes its locks one table at a time, waiting for each while holding the last:
+ * a reader whose plan was made before the swap can hold one old table while it asks for another,
+ * and the two deadlock (the server then ends one of them, perhaps the reader's query). So every
+ * table the DROP will lock (the schemas' own, and those their foreign keys join) is locked first
+ * in one LOCK ... NOWAIT: all at once or none, tried again every 100 ms, never waiting while it
+ * holds one, and never queued in front of a reader. Anything else fails the attempt; it is tried
+ * again up to three times (a connection the server had just ended).
  */
-export async function dropSchemas(sql: Sql, schemas: string[]): Promise<string | undefined> {
+export async function dropSchemas(sql: Sql, schemas: string[], { waitMs = 30_000 }: { waitMs?: number } = {}): Promise<string | undefined> {
   if (schemas.length === 0) return undefined;
-  const drop = (): Promise<void> =>
-    inTransaction(sql, async (tx) => {
-      await tx.unsafe(`SET LOCAL lock_timeout = '30s'`);
-      await tx.unsafe(`DROP SCHEMA IF EXISTS ${schemas.map((schema) => quoteIdentifier(schema)).join(', ')} CASCADE`);
-    });
-  for (let attempt = 1; ; attempt += 1) {
+  const deadline = Date.now() + waitMs;
+  for (let failures = 0; ; ) {
     try {
-      await drop();
+      await inTransaction(sql, async (tx) => {
+        const tables = await tx<{ name: string }[]>`
+          WITH own AS (
+            SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = ANY(${schemas}::text[]) AND c.relkind IN ('r', 'p', 'v'))
+          SELECT oid::regclass::text AS name FROM own
+          UNION
+          SELECT unnest(ARRAY[conrelid, confrelid])::regclass::text FROM pg_catalog.pg_constraint
+          WHERE contype = 'f' AND (conrelid IN (SELECT oid FROM own) OR confrelid IN (SELECT oid FROM own))`;
+        if (tables.length > 0) await tx.unsafe(`LOCK TABLE ${tables.map((t) => t.name).join(', ')} IN ACCESS EXCLUSIVE MODE NOWAIT`);
+        await tx.unsafe(`SET LOCAL lock_timeout = '${Math.max(1, deadline - Date.now())}ms'`);
+        await tx.unsafe(`DROP SCHEMA IF EXISTS ${schemas.map((schema) => quoteIdentifier(schema)).join(', ')} CASCADE`);
+      });
       return undefined;
     } catch (error) {
-      const waitedTooLong = (error as { code?: string }).code === LOCK_NOT_AVAILABLE;
-      if (waitedTooLong || attempt === 3) return describeFailure(error);
+      const busy = (error as { code?: string }).code === LOCK_NOT_AVAILABLE;
+      if (busy ? Date.now() >= deadline : ++failures >= 3) return describeFailure(error);
+      if (busy) await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
 }
 
-/** SQLSTATE of a lock not had within lock_timeout. */
+/** SQLSTATE of a lock not had at once (NOWAIT) or within lock_timeout. */
 const LOCK_NOT_AVAILABLE = '55P03';
 
 /** A prefix as a LIKE pattern's start: its underscores are letters, not wildcards. */
