@@ -79,10 +79,13 @@ export async function dropSchemas(sql: Sql, schemas: string[], { waitMs = 30_000
           WITH own AS (
             SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = ANY(${schemas}::text[]) AND c.relkind IN ('r', 'p', 'v'))
-          SELECT oid::regclass::text AS name FROM own
-          UNION
-          SELECT unnest(ARRAY[conrelid, confrelid])::regclass::text FROM pg_catalog.pg_constraint
-          WHERE contype = 'f' AND (conrelid IN (SELECT oid FROM own) OR confrelid IN (SELECT oid FROM own))`;
+          , joined AS (
+            SELECT oid FROM own
+            UNION
+            SELECT unnest(ARRAY[conrelid, confrelid]) FROM pg_catalog.pg_constraint
+            WHERE contype = 'f' AND (conrelid IN (SELECT oid FROM own) OR confrelid IN (SELECT oid FROM own)))
+          -- A table this role may not lock so (a partner it only REFERENCES) is left to the DROP's own wait.
+          SELECT oid::regclass::text AS name FROM joined WHERE has_table_privilege(oid, 'UPDATE, DELETE, TRUNCATE')`;
         if (tables.length > 0) await tx.unsafe(`LOCK TABLE ${tables.map((t) => t.name).join(', ')} IN ACCESS EXCLUSIVE MODE NOWAIT`);
         await tx.unsafe(`SET LOCAL lock_timeout = '${Math.max(1, deadline - Date.now())}ms'`);
         await tx.unsafe(`DROP SCHEMA IF EXISTS ${schemas.map((schema) => quoteIdentifier(schema)).join(', ')} CASCADE`);

@@ -59,6 +59,30 @@ describe('dropSchemas', () => {
     expect(left!.n).toBe(0);
   });
 
+  it('drops schemas whose tables refer to a table its role may only REFERENCES, not lock', async () => {
+    const role = `waj_dropper_${process.pid}`;
+    await db.sql.unsafe(`
+      CREATE ROLE ${role} LOGIN;
+      GRANT CREATE ON DATABASE "${db.name}" TO ${role};
+      CREATE TABLE public.outside (id int PRIMARY KEY);
+      GRANT USAGE ON SCHEMA public TO ${role};
+      GRANT REFERENCES ON public.outside TO ${role}`);
+    const url = new URL(db.url);
+    url.username = role;
+    const asRole = postgres(url.toString(), { max: 2, onnotice: () => {} });
+    try {
+      await asRole.unsafe(`
+        CREATE SCHEMA referring;
+        CREATE TABLE referring.rows (outside_id int REFERENCES public.outside)`);
+      expect(await dropSchemas(asRole, ['referring'])).toBeUndefined();
+      const [left] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'referring'`;
+      expect(left!.n).toBe(0);
+    } finally {
+      await asRole.end();
+      await db.sql.unsafe(`DROP TABLE public.outside; REVOKE ALL ON DATABASE "${db.name}" FROM ${role}; REVOKE ALL ON SCHEMA public FROM ${role}; DROP ROLE ${role}`);
+    }
+  });
+
   it('gives up once it has waited its time for a reader on a table, saying so, and drops nothing', async () => {
     await db.sql.unsafe(`CREATE SCHEMA held_tables; CREATE TABLE held_tables.only (id int)`);
     let outcome: string | undefined;
