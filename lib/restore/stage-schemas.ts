@@ -145,7 +145,7 @@ function isPlain(table: TableDefinition): boolean {
  * its indexes (an expression index's statistics need the index); a plain table without keys or
  * indexes gets a unit of its ANALYZE alone.
  */
-function withAnalyze(units: PostDataUnit[], definitions: SchemaDefinition[], names: SchemaNames): PostDataUnit[] {
+export function withAnalyze(units: PostDataUnit[], definitions: SchemaDefinition[], names: SchemaNames): PostDataUnit[] {
   const key = (schema: string, table: string): string => `${schema}\u0000${table}`;
   const plain = new Set(definitions.flatMap((d) => d.tables.filter(isPlain).map((t) => key(d.schema, t.name))));
   const analyze = (schema: string, table: string): string => `ANALYZE ${qualified(schema, table, names)}`;
