@@ -33,7 +33,8 @@ export async function putSchemasInPlace(sql: Sql, replacements: SchemaReplacemen
     (await sql<{ name: string }[]>`SELECT nspname AS name FROM pg_catalog.pg_namespace WHERE nspname = ANY(${live}::text[])`).map((r) => r.name),
   );
   await replaceSchemas(sql, replacements, { onRetry: options.onRetry, comment: options.comment });
-  // The old schemas are out of sight now; readers still on them finish first (DROP waits).
+  // The old schemas are out of sight now; readers still on them finish first (dropSchemas waits up
+  // to 30 s for them, never queued in front of them or holding one table while it waits for another).
   const retired = replacements.map((r) => r.retired);
   const notDropped = await dropSchemas(sql, retired);
   if (notDropped) options.onWarning?.(`The old schemas (${retired.join(', ')}) could not be dropped (${notDropped}); the next restore removes them`);
